@@ -1,0 +1,9 @@
+//! sealdoc: end-to-end encrypted, local-first collaboration on a JSON CRDT.
+//!
+//! Layers, lowest first (each a module with one job; data flows down on send, up on receive):
+//!
+//! * [`doc`]: the JSON CRDT of Kleppmann & Beresford (2017), pure and deterministic.
+#![forbid(unsafe_code)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod doc;
