@@ -47,7 +47,10 @@ impl IdSet {
     /// Adds an id not already in the set.
     pub(crate) fn add(&mut self, id: Id) {
         let n = self.runs.len();
-        for r in self.runs[n.saturating_sub(EXTEND_WINDOW)..].iter_mut().rev() {
+        for r in self.runs[n.saturating_sub(EXTEND_WINDOW)..]
+            .iter_mut()
+            .rev()
+        {
             if r.actor == id.actor && r.start.checked_add(u64::from(r.len)) == Some(id.counter) {
                 if let Some(len) = r.len.checked_add(1) {
                     r.len = len;
@@ -64,11 +67,9 @@ impl IdSet {
 
     /// Removes one id (used to roll back an `add`).
     pub(crate) fn remove(&mut self, id: Id) {
-        let Some(i) = self
-            .runs
-            .iter()
-            .rposition(|r| r.actor == id.actor && r.start <= id.counter && id.counter - r.start < u64::from(r.len))
-        else {
+        let Some(i) = self.runs.iter().rposition(|r| {
+            r.actor == id.actor && r.start <= id.counter && id.counter - r.start < u64::from(r.len)
+        }) else {
             return;
         };
         let r = self.runs[i];
@@ -76,7 +77,10 @@ impl IdSet {
         let end = r.start + u64::from(r.len);
         let mut pieces = Vec::with_capacity(2);
         if off > 0 {
-            pieces.push(Run { len: off as u32, ..r });
+            pieces.push(Run {
+                len: off as u32,
+                ..r
+            });
         }
         if id.counter + 1 < end {
             pieces.push(Run {
@@ -100,14 +104,29 @@ impl IdSet {
                     Some((p, run)) if *p == past => run.len += 1,
                     _ => {
                         if let Some((p, run)) = cur.take() {
-                            if p { removed.runs.push(run) } else { kept.push(run) }
+                            if p {
+                                removed.runs.push(run)
+                            } else {
+                                kept.push(run)
+                            }
                         }
-                        cur = Some((past, Run { actor: r.actor, start: c, len: 1 }));
+                        cur = Some((
+                            past,
+                            Run {
+                                actor: r.actor,
+                                start: c,
+                                len: 1,
+                            },
+                        ));
                     }
                 }
             }
             if let Some((p, run)) = cur {
-                if p { removed.runs.push(run) } else { kept.push(run) }
+                if p {
+                    removed.runs.push(run)
+                } else {
+                    kept.push(run)
+                }
             }
         }
         self.runs = kept;
@@ -129,7 +148,6 @@ impl IdSet {
             .map(|r| Id::new(r.start + u64::from(r.len) - 1, r.actor))
             .max_by(|a, b| cmp(*a, *b))
     }
-
 }
 
 /// One key of a map, one element of a list, or the root: `pres(k)` and the three children.
@@ -193,3 +211,81 @@ pub(crate) struct ListNode {
     pub elems: HashMap<Id, Entry>,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(s: &IdSet) -> Vec<(u64, u32)> {
+        let mut v: Vec<(u64, u32)> = s.iter().map(|i| (i.counter, i.actor)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn consecutive_ids_by_one_actor_share_a_run() {
+        let mut s = IdSet::default();
+        for c in 1..=100 {
+            s.add(Id::new(c, 0));
+        }
+        assert_eq!(s.runs.len(), 1);
+        // Interleaving two actors still extends each one's run (look-back window).
+        for c in 101..=200 {
+            s.add(Id::new(c, 1 + (c % 2) as u32));
+        }
+        assert!(s.runs.len() < 110, "got {} runs", s.runs.len());
+        assert_eq!(s.iter().count(), 200);
+    }
+
+    #[test]
+    fn remove_past_splits_runs_and_returns_exactly_the_removed_ids() {
+        let mut s = IdSet::default();
+        for c in 1..=10 {
+            s.add(Id::new(c, 0));
+        }
+        s.add(Id::new(3, 1));
+        let removed = s.remove_past(&mut |id| id.actor == 0 && id.counter % 3 == 0);
+        assert_eq!(ids(&removed), vec![(3, 0), (6, 0), (9, 0)]);
+        assert_eq!(
+            ids(&s),
+            vec![
+                (1, 0),
+                (2, 0),
+                (3, 1),
+                (4, 0),
+                (5, 0),
+                (7, 0),
+                (8, 0),
+                (10, 0)
+            ]
+        );
+        let none = s.remove_past(&mut |_| false);
+        assert!(none.is_empty());
+        let all = s.remove_past(&mut |_| true);
+        assert_eq!(all.iter().count(), 8);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn remove_undoes_add_in_the_middle_of_a_run() {
+        let mut s = IdSet::default();
+        for c in 1..=5 {
+            s.add(Id::new(c, 7));
+        }
+        s.remove(Id::new(3, 7));
+        assert_eq!(ids(&s), vec![(1, 7), (2, 7), (4, 7), (5, 7)]);
+        s.remove(Id::new(1, 7));
+        s.remove(Id::new(5, 7));
+        s.remove(Id::new(9, 7)); // absent: no-op
+        assert_eq!(ids(&s), vec![(2, 7), (4, 7)]);
+    }
+
+    #[test]
+    fn max_by_finds_the_greatest_run_end() {
+        let mut s = IdSet::default();
+        s.add(Id::new(1, 0));
+        s.add(Id::new(2, 0));
+        s.add(Id::new(2, 1));
+        let m = s.max_by(|a, b| a.counter.cmp(&b.counter).then(a.actor.cmp(&b.actor)));
+        assert_eq!(m, Some(Id::new(2, 1)));
+    }
+}

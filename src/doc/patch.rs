@@ -91,21 +91,17 @@ impl Patch {
                     None => false,
                 }
             }
-            (PathSeg::Index(i), PatchAction::Insert { value }, serde_json::Value::Array(a)) => {
-                if *i <= a.len() {
-                    a.insert(*i, value.clone());
-                    true
-                } else {
-                    false
-                }
+            (PathSeg::Index(i), PatchAction::Insert { value }, serde_json::Value::Array(a))
+                if *i <= a.len() =>
+            {
+                a.insert(*i, value.clone());
+                true
             }
-            (PathSeg::Index(i), PatchAction::Delete, serde_json::Value::Array(a)) => {
-                if *i < a.len() {
-                    a.remove(*i);
-                    true
-                } else {
-                    false
-                }
+            (PathSeg::Index(i), PatchAction::Delete, serde_json::Value::Array(a))
+                if *i < a.len() =>
+            {
+                a.remove(*i);
+                true
             }
             _ => false,
         }

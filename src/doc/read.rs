@@ -197,7 +197,9 @@ impl Doc {
     /// not fit `T`.
     pub fn get_as<T: DeserializeOwned>(&self, path: impl Into<Path>) -> Result<T, DocError> {
         let path = path.into();
-        let v = self.get(&path).ok_or_else(|| DocError::NotFound { path: path.to_string() })?;
+        let v = self.get(&path).ok_or_else(|| DocError::NotFound {
+            path: path.to_string(),
+        })?;
         serde_json::from_value(v).map_err(|e| DocError::Deserialize(e.to_string()))
     }
 
@@ -213,7 +215,10 @@ impl Doc {
             View::Entry(e) => e.map.as_deref(),
             _ => None,
         };
-        let map = map.ok_or_else(|| DocError::WrongType { expected: "map", path: path.to_string() })?;
+        let map = map.ok_or_else(|| DocError::WrongType {
+            expected: "map",
+            path: path.to_string(),
+        })?;
         Ok(visible_keys(map))
     }
 
@@ -242,10 +247,17 @@ impl Doc {
             }
             match content {
                 Content::Char(c) => out.push(c),
-                Content::Complex => match list.elems.get(&id).and_then(|e| render_entry(e, &self.actors)) {
+                Content::Complex => match list
+                    .elems
+                    .get(&id)
+                    .and_then(|e| render_entry(e, &self.actors))
+                {
                     Some(serde_json::Value::String(s)) => out.push_str(&s),
                     _ => {
-                        return Err(DocError::WrongType { expected: "text", path: path.to_string() });
+                        return Err(DocError::WrongType {
+                            expected: "text",
+                            path: path.to_string(),
+                        });
                     }
                 },
             }
@@ -285,7 +297,10 @@ impl Doc {
         out.sort_by(|a, b| cmp(b.0, a.0));
         Ok(out
             .into_iter()
-            .map(|(id, value)| Conflict { id: self.actors.op_id(id), value })
+            .map(|(id, value)| Conflict {
+                id: self.actors.op_id(id),
+                value,
+            })
             .collect())
     }
 
@@ -312,18 +327,30 @@ impl Doc {
             View::Entry(e) => e.list.as_deref(),
             _ => None,
         };
-        let list = list.ok_or_else(|| DocError::WrongType { expected: "list", path: format!("{cur:?}") })?;
+        let list = list.ok_or_else(|| DocError::WrongType {
+            expected: "list",
+            path: format!("{cur:?}"),
+        })?;
         let mut path = cur.path.clone();
         path.push((Tag::List, cur.key.clone()));
         if i == 0 {
-            return Ok(Cursor { path, key: Key::Head });
+            return Ok(Cursor {
+                path,
+                key: Key::Head,
+            });
         }
-        let id = list.seq.nth_visible(i - 1).ok_or_else(|| DocError::IndexOutOfRange {
-            index: i,
-            len: list.seq.len(),
-            path: format!("{cur:?}"),
-        })?;
-        Ok(Cursor { path, key: Key::Elem(self.actors.op_id(id)) })
+        let id = list
+            .seq
+            .nth_visible(i - 1)
+            .ok_or_else(|| DocError::IndexOutOfRange {
+                index: i,
+                len: list.seq.len(),
+                path: format!("{cur:?}"),
+            })?;
+        Ok(Cursor {
+            path,
+            key: Key::Elem(self.actors.op_id(id)),
+        })
     }
 
     /// The paper's `cur.keys`: visible keys of the map at `cur`.
@@ -337,7 +364,10 @@ impl Doc {
             View::Entry(e) => e.map.as_deref().map(visible_keys),
             _ => None,
         }
-        .ok_or_else(|| DocError::WrongType { expected: "map", path: format!("{cur:?}") })
+        .ok_or_else(|| DocError::WrongType {
+            expected: "map",
+            path: format!("{cur:?}"),
+        })
     }
 
     /// The paper's `cur.values`: the set of values in the register at `cur`, greatest id
@@ -368,14 +398,19 @@ impl Doc {
                 View::Entry(e) if write || e.is_visible() || n == 0 => Some(*e),
                 View::Missing if write => None,
                 View::Char(..) => {
-                    return Err(DocError::WrongType { expected: "map or list", path: here() });
+                    return Err(DocError::WrongType {
+                        expected: "map or list",
+                        path: here(),
+                    });
                 }
                 _ => return Err(DocError::NotFound { path: here() }),
             };
             // A key segment that is all digits indexes a list when the entry shows a list.
             let seg = match seg {
                 PathSeg::Key(s) => match (entry, s.parse::<usize>()) {
-                    (Some(e), Ok(i)) if e.list.is_some() && Ns::shown(e, &self.actors) == Some(Ns::List) => {
+                    (Some(e), Ok(i))
+                        if e.list.is_some() && Ns::shown(e, &self.actors) == Some(Ns::List) =>
+                    {
                         PathSeg::Index(i)
                     }
                     _ => seg.clone(),
@@ -386,9 +421,15 @@ impl Doc {
                 PathSeg::Key(s) => {
                     if let Some(e) = entry {
                         let shown = Ns::shown(e, &self.actors);
-                        let ok = e.map.is_some() && (shown == Some(Ns::Map) || shown.is_none() || !e.map_pres.is_empty());
+                        let ok = e.map.is_some()
+                            && (shown == Some(Ns::Map)
+                                || shown.is_none()
+                                || !e.map_pres.is_empty());
                         if !ok && (shown.is_some() || !write) {
-                            return Err(DocError::WrongType { expected: "map", path: here() });
+                            return Err(DocError::WrongType {
+                                expected: "map",
+                                path: here(),
+                            });
                         }
                     }
                     cpath.push((Tag::Map, key));
@@ -400,13 +441,19 @@ impl Doc {
                 }
                 PathSeg::Index(i) => {
                     let list = entry.and_then(|e| e.list.as_deref()).ok_or_else(|| {
-                        DocError::WrongType { expected: "list", path: here() }
+                        DocError::WrongType {
+                            expected: "list",
+                            path: here(),
+                        }
                     })?;
-                    let id = list.seq.nth_visible(i).ok_or_else(|| DocError::IndexOutOfRange {
-                        index: i,
-                        len: list.seq.len(),
-                        path: here(),
-                    })?;
+                    let id = list
+                        .seq
+                        .nth_visible(i)
+                        .ok_or_else(|| DocError::IndexOutOfRange {
+                            index: i,
+                            len: list.seq.len(),
+                            path: here(),
+                        })?;
                     cpath.push((Tag::List, key));
                     key = Key::Elem(self.actors.op_id(id));
                     view = elem_view(list, id);
@@ -414,9 +461,14 @@ impl Doc {
             }
         }
         if !write && !path.0.is_empty() && !view.visible() {
-            return Err(DocError::NotFound { path: path.to_string() });
+            return Err(DocError::NotFound {
+                path: path.to_string(),
+            });
         }
-        Ok(Resolved { cursor: Cursor { path: cpath, key }, view })
+        Ok(Resolved {
+            cursor: Cursor { path: cpath, key },
+            view,
+        })
     }
 
     /// The list at `path`.
@@ -426,13 +478,20 @@ impl Doc {
             View::Entry(e) => e.list.as_deref(),
             _ => None,
         }
-        .ok_or_else(|| DocError::WrongType { expected: "list", path: path.to_string() })
+        .ok_or_else(|| DocError::WrongType {
+            expected: "list",
+            path: path.to_string(),
+        })
     }
 
     /// What a cursor names, following its tags exactly (no namespace guessing).
     pub(crate) fn view_at(&self, cur: &Cursor) -> Result<View<'_>, DocError> {
         let mut view = View::Entry(&self.root);
-        let keys = cur.path.iter().map(|(t, k)| (Some(*t), k)).chain(std::iter::once((None, &cur.key)));
+        let keys = cur
+            .path
+            .iter()
+            .map(|(t, k)| (Some(*t), k))
+            .chain(std::iter::once((None, &cur.key)));
         let mut prev: Option<Tag> = None;
         for (i, (tag, key)) in keys.enumerate() {
             if i > 0 {
@@ -449,7 +508,11 @@ impl Doc {
                         let list = e.and_then(|e| e.list.as_deref());
                         match (list, self.actors.find(op)) {
                             (Some(l), Some(id)) if l.seq.contains(id) => elem_view(l, id),
-                            _ => return Err(DocError::NotFound { path: format!("{cur:?}") }),
+                            _ => {
+                                return Err(DocError::NotFound {
+                                    path: format!("{cur:?}"),
+                                })
+                            }
                         }
                     }
                     (Some(Tag::List), Key::Head) => View::Missing,

@@ -48,14 +48,21 @@ impl Canon {
     }
 
     fn entry(&self, e: &Entry) -> SEntry {
-        let mut reg: Vec<(SId, Value)> = e.reg.iter().map(|(i, v)| (self.id(*i), v.clone())).collect();
-        reg.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut reg: Vec<(SId, Value)> = e
+            .reg
+            .iter()
+            .map(|(i, v)| (self.id(*i), v.clone()))
+            .collect();
+        reg.sort_by_key(|a| a.0);
         SEntry {
             map_pres: self.set(&e.map_pres),
             list_pres: self.set(&e.list_pres),
             reg,
             map: e.map.as_deref().map(|m| {
-                m.entries.iter().map(|(k, e)| (k.clone(), self.entry(e))).collect()
+                m.entries
+                    .iter()
+                    .map(|(k, e)| (k.clone(), self.entry(e)))
+                    .collect()
             }),
             list: e.list.as_deref().map(|l| self.list(l)),
         }
