@@ -7,3 +7,8 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod doc;
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
