@@ -11,7 +11,10 @@ fn doc(id: u64) -> Doc {
 
 /// Runs `f` as one transaction and returns its change.
 fn tx(d: &mut Doc, f: impl FnOnce(&mut Transaction<'_>) -> Result<(), DocError>) -> Change {
-    d.transact(f).expect("transaction").change.expect("made ops")
+    d.transact(f)
+        .expect("transaction")
+        .change
+        .expect("made ops")
 }
 
 /// Each op in its own transaction, as the paper's command sequences do.
@@ -54,11 +57,20 @@ fn fig1_concurrent_register_assignment_keeps_both_values() {
     deliver(&mut q, &[cp.clone()]);
     for d in [&p, &q] {
         assert_eq!(d.keys_at(&root()).unwrap(), vec!["key"]);
-        assert_eq!(sorted(strs(d.values_at(&root().get("key")).unwrap())), vec!["B", "C"]);
+        assert_eq!(
+            sorted(strs(d.values_at(&root().get("key")).unwrap())),
+            vec!["B", "C"]
+        );
         // Internal state: regT("key") == {(2,p):"B", (2,q):"C"}.
         let conflicts = d.conflicts("key").unwrap();
-        let ids: Vec<(u64, ActorId)> = conflicts.iter().map(|c| (c.id.counter, c.id.actor.clone())).collect();
-        assert_eq!(ids, vec![(2, ActorId::from_u64(2)), (2, ActorId::from_u64(1))]);
+        let ids: Vec<(u64, ActorId)> = conflicts
+            .iter()
+            .map(|c| (c.id.counter, c.id.actor.clone()))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![(2, ActorId::from_u64(2)), (2, ActorId::from_u64(1))]
+        );
         // Rendering: greatest id wins (p's id is greater), conflict flagged.
         assert_eq!(d.to_json(), json!({"key": "B"}));
     }
@@ -85,11 +97,20 @@ fn fig2_map_overwrite_vs_concurrent_nested_add_resurrects_only_the_concurrent_wr
     for d in [&p, &q] {
         assert_eq!(d.keys_at(&root()).unwrap(), vec!["colors"]);
         assert_eq!(d.keys_at(&colors).unwrap(), vec!["green", "red"]);
-        assert_eq!(strs(d.values_at(&colors.get("red")).unwrap()), vec!["#ff0000"]);
-        assert_eq!(strs(d.values_at(&colors.get("green")).unwrap()), vec!["#00ff00"]);
+        assert_eq!(
+            strs(d.values_at(&colors.get("red")).unwrap()),
+            vec!["#ff0000"]
+        );
+        assert_eq!(
+            strs(d.values_at(&colors.get("green")).unwrap()),
+            vec!["#00ff00"]
+        );
         // blue's register exists but is empty (values ignores presence).
         assert!(d.values_at(&colors.get("blue")).unwrap().is_empty());
-        assert_eq!(d.to_json(), json!({"colors": {"red": "#ff0000", "green": "#00ff00"}}));
+        assert_eq!(
+            d.to_json(),
+            json!({"colors": {"red": "#ff0000", "green": "#00ff00"}})
+        );
     }
     assert_eq!(p.canonical_state(), q.canonical_state());
 }
@@ -142,12 +163,18 @@ fn fig3_concurrent_lists_under_one_key_merge_with_greater_id_first() {
     // ReplicaID(p) > ReplicaID(q): exactly as drawn in the paper.
     let (p, q) = fig3(2, 1);
     for d in [&p, &q] {
-        assert_eq!(d.to_json(), json!({"grocery": ["eggs", "ham", "milk", "flour"]}));
+        assert_eq!(
+            d.to_json(),
+            json!({"grocery": ["eggs", "ham", "milk", "flour"]})
+        );
     }
     // ReplicaID(p) < ReplicaID(q).
     let (p, q) = fig3(1, 2);
     for d in [&p, &q] {
-        assert_eq!(d.to_json(), json!({"grocery": ["milk", "flour", "eggs", "ham"]}));
+        assert_eq!(
+            d.to_json(),
+            json!({"grocery": ["milk", "flour", "eggs", "ham"]})
+        );
     }
 }
 
@@ -213,7 +240,14 @@ fn fig5_map_and_list_assigned_to_one_key_live_in_separate_namespaces() {
         assert_eq!(strs(d.values_at(&a.get("x")).unwrap()), vec!["y"]);
         let z = d.idx(&a, 1).unwrap();
         assert_eq!(strs(d.values_at(&z).unwrap()), vec!["z"]);
-        assert!(matches!(d.idx(&a, 2), Err(DocError::IndexOutOfRange { index: 2, len: 1, .. })));
+        assert!(matches!(
+            d.idx(&a, 2),
+            Err(DocError::IndexOutOfRange {
+                index: 2,
+                len: 1,
+                ..
+            })
+        ));
         // Documented rendering: both namespaces are in conflicts(); to_json shows the one
         // written by the greatest id ((2,p) > (2,q): the map).
         let c = d.conflicts("a").unwrap();
@@ -238,7 +272,10 @@ fn fig6_delete_vs_concurrent_update_resurrects_element_without_title() {
         t.assign(&item.get("done"), false)
     });
     deliver(&mut q, &[c0]);
-    assert_eq!(q.to_json(), json!({"todo": [{"title": "buy milk", "done": false}]}));
+    assert_eq!(
+        q.to_json(),
+        json!({"todo": [{"title": "buy milk", "done": false}]})
+    );
     let elem_before = q.idx(&todo, 1).unwrap();
     let cp = cmd(&mut p, |t| {
         let item = t.idx(&todo, 1)?;
@@ -249,7 +286,10 @@ fn fig6_delete_vs_concurrent_update_resurrects_element_without_title() {
         let item = t.idx(&todo, 1)?;
         t.assign(&item.get("done"), true)
     });
-    assert_eq!(q.to_json(), json!({"todo": [{"title": "buy milk", "done": true}]}));
+    assert_eq!(
+        q.to_json(),
+        json!({"todo": [{"title": "buy milk", "done": true}]})
+    );
     deliver(&mut p, &[cq]);
     deliver(&mut q, &[cp]);
     for d in [&p, &q] {
@@ -257,7 +297,10 @@ fn fig6_delete_vs_concurrent_update_resurrects_element_without_title() {
         let item = d.idx(&todo, 1).unwrap();
         assert_eq!(item, elem_before, "the same element id as before");
         assert_eq!(d.keys_at(&item).unwrap(), vec!["done"]);
-        assert_eq!(d.values_at(&item.get("done")).unwrap(), vec![Value::Bool(true)]);
+        assert_eq!(
+            d.values_at(&item.get("done")).unwrap(),
+            vec![Value::Bool(true)]
+        );
         assert!(d.values_at(&item.get("title")).unwrap().is_empty());
         assert_eq!(d.to_json(), json!({"todo": [{"done": true}]}));
     }
@@ -292,7 +335,10 @@ fn departure_assigning_a_primitive_clears_all_namespaces() {
         t.assign(&a, "s")
     });
     assert_eq!(d.to_json(), json!({"a": "s"}));
-    assert!(d.keys_at(&a).unwrap().is_empty(), "the paper's literal rule would leave x");
+    assert!(
+        d.keys_at(&a).unwrap().is_empty(),
+        "the paper's literal rule would leave x"
+    );
     assert_eq!(d.conflicts("a").unwrap().len(), 1);
     // The opposite direction clears the register, as in the paper.
     let _ = tx(&mut d, |t| t.assign(&a, Value::EmptyMap));
@@ -314,7 +360,10 @@ fn departure_keeps_concurrent_writes_under_the_cleared_map() {
         // Both survive: the string ((2,p) is the greatest id, so to_json shows it) and the
         // concurrent map entry.
         let c = d.conflicts("a").unwrap();
-        assert_eq!(c.iter().map(|c| c.value.clone()).collect::<Vec<_>>(), vec![json!("s"), json!({"x": 1})]);
+        assert_eq!(
+            c.iter().map(|c| c.value.clone()).collect::<Vec<_>>(),
+            vec![json!("s"), json!({"x": 1})]
+        );
         assert_eq!(d.to_json(), json!({"a": "s"}));
     }
     assert_eq!(p.canonical_state(), q.canonical_state());

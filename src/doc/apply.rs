@@ -55,7 +55,11 @@ pub(crate) type Loc = Vec<(Tag, K)>;
 pub(crate) enum Undo {
     /// An entry (map entry, root, or complex list element) before a final-key mutation;
     /// `None` if it did not exist.
-    Snapshot { loc: Loc, key: K, before: Option<Entry> },
+    Snapshot {
+        loc: Loc,
+        key: K,
+        before: Option<Entry>,
+    },
     /// An id added to one namespace of an entry's presence set.
     PresAdded { loc: Loc, key: K, tag: Tag, id: Id },
     /// A child container created under an entry.
@@ -129,7 +133,13 @@ impl<'a> Applier<'a> {
     }
 
     /// Emits the patch for an entry whose visible value may have changed.
-    fn emit_entry(&mut self, parent: Parent, before_visible: bool, entry: &Entry, list: Option<&ListNode>) {
+    fn emit_entry(
+        &mut self,
+        parent: Parent,
+        before_visible: bool,
+        entry: &Entry,
+        list: Option<&ListNode>,
+    ) {
         if self.suppress {
             return;
         }
@@ -164,7 +174,12 @@ impl<'a> Applier<'a> {
     }
 
     /// Applies `cur`/`m` starting at the root entry.
-    pub(crate) fn apply(&mut self, root: &mut Entry, cur: &ICursor, m: &IMut<'_>) -> Result<(), DocError> {
+    pub(crate) fn apply(
+        &mut self,
+        root: &mut Entry,
+        cur: &ICursor,
+        m: &IMut<'_>,
+    ) -> Result<(), DocError> {
         self.delete = matches!(m, IMut::Delete);
         let mut loc = Vec::new();
         match cur.path.split_first() {
@@ -173,13 +188,19 @@ impl<'a> Applier<'a> {
                 let before = root.is_visible();
                 if self.logging() {
                     let snap = root.clone();
-                    self.log(|| Undo::Snapshot { loc: Vec::new(), key: K::Doc, before: Some(snap) });
+                    self.log(|| Undo::Snapshot {
+                        loc: Vec::new(),
+                        key: K::Doc,
+                        before: Some(snap),
+                    });
                 }
                 self.clear_entry(root);
                 match m {
                     IMut::Assign(v) => self.write_value(root, v),
                     IMut::Delete => {}
-                    IMut::Insert(_) => return Err(DocError::MalformedCursor("insert outside a list")),
+                    IMut::Insert(_) => {
+                        return Err(DocError::MalformedCursor("insert outside a list"))
+                    }
                 }
                 self.emit_entry(Parent::Top, before, root, None);
                 Ok(())
@@ -214,9 +235,15 @@ impl<'a> Applier<'a> {
         if !self.delete {
             entry.pres_mut(tag).add(self.id);
             let id = self.id;
-            self.log(|| Undo::PresAdded { loc: loc.clone(), key: key.clone(), tag, id });
+            self.log(|| Undo::PresAdded {
+                loc: loc.clone(),
+                key: key.clone(),
+                tag,
+                id,
+            });
         }
-        let changed = before.is_some_and(|b| b != (entry.is_visible(), Ns::shown(entry, self.actors)));
+        let changed =
+            before.is_some_and(|b| b != (entry.is_visible(), Ns::shown(entry, self.actors)));
         let outer_suppress = self.suppress;
         // Inner patches are dropped when this entry gets a patch of its own, and when the
         // namespace we descend through is not the one rendered (type clash, paper Fig. 5).
@@ -234,7 +261,11 @@ impl<'a> Applier<'a> {
                     }
                     entry.map = Some(Box::default());
                     let l = loc[..loc.len() - 1].to_vec();
-                    self.log(|| Undo::ChildCreated { loc: l, key: key.clone(), tag });
+                    self.log(|| Undo::ChildCreated {
+                        loc: l,
+                        key: key.clone(),
+                        tag,
+                    });
                 }
                 match entry.map.as_deref_mut() {
                     Some(map) => self.in_map(map, loc, rest, fin, m),
@@ -250,7 +281,11 @@ impl<'a> Applier<'a> {
                     }
                     entry.list = Some(Box::default());
                     let l = loc[..loc.len() - 1].to_vec();
-                    self.log(|| Undo::ChildCreated { loc: l, key: key.clone(), tag });
+                    self.log(|| Undo::ChildCreated {
+                        loc: l,
+                        key: key.clone(),
+                        tag,
+                    });
                 }
                 match entry.list.as_deref_mut() {
                     Some(list) => self.in_list(list, loc, rest, fin, m),
@@ -263,7 +298,14 @@ impl<'a> Applier<'a> {
         r.map(|()| changed)
     }
 
-    fn in_map(&mut self, map: &mut MapNode, loc: &mut Loc, rest: &[(Tag, K)], fin: &K, m: &IMut<'_>) -> Result<(), DocError> {
+    fn in_map(
+        &mut self,
+        map: &mut MapNode,
+        loc: &mut Loc,
+        rest: &[(Tag, K)],
+        fin: &K,
+        m: &IMut<'_>,
+    ) -> Result<(), DocError> {
         match rest.split_first() {
             Some(((tag, K::Str(s)), rest2)) => {
                 if !map.entries.contains_key(s) {
@@ -281,7 +323,8 @@ impl<'a> Applier<'a> {
                     self.ppath.push(PathSeg::Key(s.clone()));
                 }
                 let before = entry.is_visible();
-                let emit = self.through_entry(entry, loc, &K::Str(s.clone()), *tag, rest2, fin, m)?;
+                let emit =
+                    self.through_entry(entry, loc, &K::Str(s.clone()), *tag, rest2, fin, m)?;
                 if emit {
                     self.emit_entry(Parent::Map, before, entry, None);
                 }
@@ -298,7 +341,14 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn in_list(&mut self, list: &mut ListNode, loc: &mut Loc, rest: &[(Tag, K)], fin: &K, m: &IMut<'_>) -> Result<(), DocError> {
+    fn in_list(
+        &mut self,
+        list: &mut ListNode,
+        loc: &mut Loc,
+        rest: &[(Tag, K)],
+        fin: &K,
+        m: &IMut<'_>,
+    ) -> Result<(), DocError> {
         match rest.split_first() {
             Some(((tag, K::Elem(eid)), rest2)) => {
                 let eid = *eid;
@@ -347,28 +397,53 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn make_complex(&mut self, list: &mut ListNode, loc: &Loc, eid: Id, content: Content, visible: bool) {
+    fn make_complex(
+        &mut self,
+        list: &mut ListNode,
+        loc: &Loc,
+        eid: Id,
+        content: Content,
+        visible: bool,
+    ) {
         if let Content::Char(c) = content {
             list.elems.insert(eid, Entry::from_char(eid, c, visible));
             list.seq.set_content(eid, Content::Complex);
-            self.log(|| Undo::MadeComplex { loc: loc.clone(), id: eid, before: content });
+            self.log(|| Undo::MadeComplex {
+                loc: loc.clone(),
+                id: eid,
+                before: content,
+            });
         }
     }
 
     fn sync_visible(&mut self, list: &mut ListNode, loc: &Loc, eid: Id, visible: bool) {
         if list.seq.set_visible(eid, visible) {
-            self.log(|| Undo::Visibility { loc: loc.clone(), id: eid, before: !visible });
+            self.log(|| Undo::Visibility {
+                loc: loc.clone(),
+                id: eid,
+                before: !visible,
+            });
         }
     }
 
-    fn final_map(&mut self, map: &mut MapNode, loc: &Loc, s: &str, m: &IMut<'_>) -> Result<(), DocError> {
+    fn final_map(
+        &mut self,
+        map: &mut MapNode,
+        loc: &Loc,
+        s: &str,
+        m: &IMut<'_>,
+    ) -> Result<(), DocError> {
         let existed = map.entries.contains_key(s);
         if !existed && self.delete {
             return Ok(());
         }
         if self.logging() {
             let before = map.entries.get(s).cloned();
-            self.log(|| Undo::Snapshot { loc: loc.clone(), key: K::Str(s.to_owned()), before });
+            self.log(|| Undo::Snapshot {
+                loc: loc.clone(),
+                key: K::Str(s.to_owned()),
+                before,
+            });
         }
         let entry = map.entries.entry(s.to_owned()).or_default();
         let before = entry.is_visible();
@@ -386,7 +461,13 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    fn final_list(&mut self, list: &mut ListNode, loc: &Loc, fin: &K, m: &IMut<'_>) -> Result<(), DocError> {
+    fn final_list(
+        &mut self,
+        list: &mut ListNode,
+        loc: &Loc,
+        fin: &K,
+        m: &IMut<'_>,
+    ) -> Result<(), DocError> {
         match (fin, m) {
             (K::Head | K::Elem(_), IMut::Insert(v)) => {
                 let prev = match fin {
@@ -412,7 +493,10 @@ impl<'a> Applier<'a> {
                 let index = list.seq.insert(prev, id, content, true, |a, b| {
                     actors.cmp(a, b) == std::cmp::Ordering::Greater
                 });
-                self.log(|| Undo::ElemInserted { loc: loc.clone(), id });
+                self.log(|| Undo::ElemInserted {
+                    loc: loc.clone(),
+                    id,
+                });
                 if !self.suppress {
                     let mut path = self.ppath.clone();
                     path.push(PathSeg::Index(index));
@@ -464,15 +548,30 @@ impl<'a> Applier<'a> {
     }
 
     /// Assign or delete at a complex list element.
-    fn final_elem(&mut self, list: &mut ListNode, loc: &Loc, eid: Id, before: bool, m: &IMut<'_>) -> Result<(), DocError> {
-        let index = if self.suppress { 0 } else { list.seq.index_of(eid).unwrap_or(0) };
+    fn final_elem(
+        &mut self,
+        list: &mut ListNode,
+        loc: &Loc,
+        eid: Id,
+        before: bool,
+        m: &IMut<'_>,
+    ) -> Result<(), DocError> {
+        let index = if self.suppress {
+            0
+        } else {
+            list.seq.index_of(eid).unwrap_or(0)
+        };
         let logging = self.logging();
         let Some(entry) = list.elems.get_mut(&eid) else {
             return Err(self.missing(eid));
         };
         if logging {
             let snap = entry.clone();
-            self.log(|| Undo::Snapshot { loc: loc.clone(), key: K::Elem(eid), before: Some(snap) });
+            self.log(|| Undo::Snapshot {
+                loc: loc.clone(),
+                key: K::Elem(eid),
+                before: Some(snap),
+            });
         }
         self.clear_entry(entry);
         if let IMut::Assign(v) = m {
@@ -678,7 +777,11 @@ pub(crate) fn check(
         Missing,
     }
     let mut at = At::Entry(root);
-    let keys = cur.path.iter().map(|(t, k)| (Some(*t), k)).chain(std::iter::once((None, &cur.key)));
+    let keys = cur
+        .path
+        .iter()
+        .map(|(t, k)| (Some(*t), k))
+        .chain(std::iter::once((None, &cur.key)));
     let mut prev_tag: Option<Tag> = None;
     for (i, (tag, key)) in keys.enumerate() {
         // `at` is the entry whose `prev_tag` child holds `key` (for i > 0).

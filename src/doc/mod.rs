@@ -71,7 +71,9 @@ mod txn;
 
 pub use error::DocError;
 pub use id::{ActorId, CausalPast, Clock, OpId, MAX_ACTOR_LEN};
-pub use op::{Change, Cursor, Key, Mutation, OpBody, Tag, MAX_KEY_LEN, MAX_OPS_PER_CHANGE, MAX_PATH_DEPTH};
+pub use op::{
+    Change, Cursor, Key, Mutation, OpBody, Tag, MAX_KEY_LEN, MAX_OPS_PER_CHANGE, MAX_PATH_DEPTH,
+};
 pub use patch::{Patch, PatchAction, PathSeg};
 pub use path::{IntoPathSeg, Path};
 pub use read::Conflict;
@@ -228,7 +230,10 @@ impl Doc {
         }
         let max_dep = change.deps.max_counter();
         if change.start <= max_dep {
-            return Err(DocError::BadCounter { counter: change.start, max_dep });
+            return Err(DocError::BadCounter {
+                counter: change.start,
+                max_dep,
+            });
         }
         self.apply_ops(&change.actor, change.start, &change.ops, &change.deps)
             .map(Applied::Applied)
@@ -273,7 +278,9 @@ impl Doc {
         let mut result = Ok(());
         for (i, op) in ops.iter().enumerate() {
             let id = Id::new(start + i as u64, a);
-            if let Err(e) = self.apply_one(id, op, Some(start), past, undo.as_mut(), Some(&mut patches)) {
+            if let Err(e) =
+                self.apply_one(id, op, Some(start), past, undo.as_mut(), Some(&mut patches))
+            {
                 result = Err(e);
                 break;
             }
@@ -334,16 +341,25 @@ impl Doc {
                 Key::Doc => K::Doc,
                 Key::Str(s) => K::Str(s.clone()),
                 Key::Head => K::Head,
-                Key::Elem(e) => K::Elem(self.actors.find(e).ok_or_else(|| DocError::MissingElement {
-                    op: self.actors.op_id(op),
-                    elem: e.clone(),
-                })?),
+                Key::Elem(e) => {
+                    K::Elem(
+                        self.actors
+                            .find(e)
+                            .ok_or_else(|| DocError::MissingElement {
+                                op: self.actors.op_id(op),
+                                elem: e.clone(),
+                            })?,
+                    )
+                }
             })
         };
         let mut path = Vec::with_capacity(cur.path.len());
         for (t, k) in &cur.path {
             path.push((*t, key(k)?));
         }
-        Ok(ICursor { path, key: key(&cur.key)? })
+        Ok(ICursor {
+            path,
+            key: key(&cur.key)?,
+        })
     }
 }

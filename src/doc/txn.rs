@@ -97,9 +97,18 @@ impl Doc {
                 }
             }
             deps = fixed;
-            Some(Change { actor: local.actor, start: local.start, deps, ops: local.ops })
+            Some(Change {
+                actor: local.actor,
+                start: local.start,
+                deps,
+                ops: local.ops,
+            })
         };
-        Ok(Committed { value, change, patches: local.patches })
+        Ok(Committed {
+            value,
+            change,
+            patches: local.patches,
+        })
     }
 }
 
@@ -139,7 +148,11 @@ impl Transaction<'_> {
     fn rollback_now(&mut self) {
         rollback(&mut self.doc.root, std::mem::take(&mut self.undo));
         let local = self.doc.local as usize;
-        (self.doc.max_counter, self.doc.actor_max[local], self.doc.op_count) = self.saved;
+        (
+            self.doc.max_counter,
+            self.doc.actor_max[local],
+            self.doc.op_count,
+        ) = self.saved;
         self.ops.clear();
         self.patches.clear();
     }
@@ -154,10 +167,20 @@ impl Transaction<'_> {
     fn make(&mut self, cursor: Cursor, mutation: Mutation) -> Result<Id, DocError> {
         let body = OpBody { cursor, mutation };
         body.validate()?;
-        let counter = self.doc.max_counter.checked_add(1).ok_or(DocError::CounterOverflow)?;
+        let counter = self
+            .doc
+            .max_counter
+            .checked_add(1)
+            .ok_or(DocError::CounterOverflow)?;
         let id = Id::new(counter, self.doc.local);
-        self.doc
-            .apply_one(id, &body, None, &Clock::new(), Some(&mut self.undo), Some(&mut self.patches))?;
+        self.doc.apply_one(
+            id,
+            &body,
+            None,
+            &Clock::new(),
+            Some(&mut self.undo),
+            Some(&mut self.patches),
+        )?;
         self.ops.push(body);
         Ok(id)
     }
@@ -171,7 +194,8 @@ impl Transaction<'_> {
     /// [`DocError::MalformedCursor`], [`DocError::InvalidValue`], or
     /// [`DocError::MissingElement`] if the cursor names an element that does not exist.
     pub fn assign(&mut self, cur: &Cursor, v: impl Into<Value>) -> Result<(), DocError> {
-        self.make(cur.clone(), Mutation::Assign(v.into())).map(|_| ())
+        self.make(cur.clone(), Mutation::Assign(v.into()))
+            .map(|_| ())
     }
 
     /// `cur.insertAfter(v)` (rule MAKE-INSERT): `cur` is a list element or a head
@@ -182,7 +206,10 @@ impl Transaction<'_> {
     /// As for [`Transaction::assign`].
     pub fn insert_after(&mut self, cur: &Cursor, v: impl Into<Value>) -> Result<Cursor, DocError> {
         let id = self.make(cur.clone(), Mutation::Insert(v.into()))?;
-        Ok(Cursor { path: cur.path.clone(), key: Key::Elem(self.doc.actors.op_id(id)) })
+        Ok(Cursor {
+            path: cur.path.clone(),
+            key: Key::Elem(self.doc.actors.op_id(id)),
+        })
     }
 
     /// `cur.delete` (rule MAKE-DELETE): deletes the map key or list element at `cur`.
@@ -204,7 +231,11 @@ impl Transaction<'_> {
     ///
     /// [`DocError::WrongType`], [`DocError::IndexOutOfRange`], [`DocError::NotFound`] if the
     /// path does not resolve; [`DocError::InvalidValue`] for numbers outside `i64`/`f64`.
-    pub fn set(&mut self, path: impl Into<Path>, value: impl Into<serde_json::Value>) -> Result<(), DocError> {
+    pub fn set(
+        &mut self,
+        path: impl Into<Path>,
+        value: impl Into<serde_json::Value>,
+    ) -> Result<(), DocError> {
         let path = path.into();
         let cur = self.doc.resolve(&path, true)?.cursor;
         self.write_json(cur, &value.into())
@@ -216,7 +247,12 @@ impl Transaction<'_> {
     ///
     /// [`DocError::IndexOutOfRange`] if `index > len`; [`DocError::WrongType`] if `path` is not
     /// a list.
-    pub fn insert(&mut self, path: impl Into<Path>, index: usize, value: impl Into<serde_json::Value>) -> Result<(), DocError> {
+    pub fn insert(
+        &mut self,
+        path: impl Into<Path>,
+        index: usize,
+        value: impl Into<serde_json::Value>,
+    ) -> Result<(), DocError> {
         let path = path.into();
         let after = self.position(&path, index)?;
         self.insert_json(after, &value.into()).map(|_| ())
@@ -227,7 +263,11 @@ impl Transaction<'_> {
     /// # Errors
     ///
     /// As for [`Transaction::insert`].
-    pub fn push(&mut self, path: impl Into<Path>, value: impl Into<serde_json::Value>) -> Result<(), DocError> {
+    pub fn push(
+        &mut self,
+        path: impl Into<Path>,
+        value: impl Into<serde_json::Value>,
+    ) -> Result<(), DocError> {
         let path = path.into();
         let len = self.doc.list_at(&path)?.seq.len();
         self.insert(path, len, value)
@@ -252,20 +292,35 @@ impl Transaction<'_> {
     ///
     /// [`DocError::IndexOutOfRange`] if `index + delete` exceeds the length;
     /// [`DocError::WrongType`] if `path` is not a list.
-    pub fn splice_text(&mut self, path: impl Into<Path>, index: usize, delete: usize, text: &str) -> Result<(), DocError> {
+    pub fn splice_text(
+        &mut self,
+        path: impl Into<Path>,
+        index: usize,
+        delete: usize,
+        text: &str,
+    ) -> Result<(), DocError> {
         let path = path.into();
         let list_cur = self.doc.resolve(&path, false)?.cursor;
         let len = self.doc.list_at(&path)?.seq.len();
-        let end = index.checked_add(delete).filter(|&e| e <= len).ok_or_else(|| DocError::IndexOutOfRange {
-            index: index.saturating_add(delete),
-            len,
-            path: path.to_string(),
-        })?;
+        let end = index
+            .checked_add(delete)
+            .filter(|&e| e <= len)
+            .ok_or_else(|| DocError::IndexOutOfRange {
+                index: index.saturating_add(delete),
+                len,
+                path: path.to_string(),
+            })?;
         let mut lpath = list_cur.path.clone();
         lpath.push((Tag::List, list_cur.key.clone()));
         for _ in index..end {
             let id = self.element_id(&path, index)?;
-            self.make(Cursor { path: lpath.clone(), key: Key::Elem(id) }, Mutation::Delete)?;
+            self.make(
+                Cursor {
+                    path: lpath.clone(),
+                    key: Key::Elem(id),
+                },
+                Mutation::Delete,
+            )?;
         }
         let mut prev = if index == 0 {
             Key::Head
@@ -273,7 +328,13 @@ impl Transaction<'_> {
             Key::Elem(self.element_id(&path, index - 1)?)
         };
         for c in text.chars() {
-            let id = self.make(Cursor { path: lpath.clone(), key: prev }, Mutation::Insert(Value::from(c)))?;
+            let id = self.make(
+                Cursor {
+                    path: lpath.clone(),
+                    key: prev,
+                },
+                Mutation::Insert(Value::from(c)),
+            )?;
             prev = Key::Elem(self.doc.actors.op_id(id));
         }
         Ok(())
@@ -281,11 +342,14 @@ impl Transaction<'_> {
 
     fn element_id(&self, path: &Path, index: usize) -> Result<super::OpId, DocError> {
         let list = self.doc.list_at(path)?;
-        let id = list.seq.nth_visible(index).ok_or_else(|| DocError::IndexOutOfRange {
-            index,
-            len: list.seq.len(),
-            path: path.to_string(),
-        })?;
+        let id = list
+            .seq
+            .nth_visible(index)
+            .ok_or_else(|| DocError::IndexOutOfRange {
+                index,
+                len: list.seq.len(),
+                path: path.to_string(),
+            })?;
         Ok(self.doc.actors.op_id(id))
     }
 
@@ -296,14 +360,23 @@ impl Transaction<'_> {
         let mut lpath = list_cur.path;
         lpath.push((Tag::List, list_cur.key));
         if index == 0 {
-            return Ok(Cursor { path: lpath, key: Key::Head });
+            return Ok(Cursor {
+                path: lpath,
+                key: Key::Head,
+            });
         }
-        let id = list.seq.nth_visible(index - 1).ok_or_else(|| DocError::IndexOutOfRange {
-            index,
-            len: list.seq.len(),
-            path: path.to_string(),
-        })?;
-        Ok(Cursor { path: lpath, key: Key::Elem(self.doc.actors.op_id(id)) })
+        let id = list
+            .seq
+            .nth_visible(index - 1)
+            .ok_or_else(|| DocError::IndexOutOfRange {
+                index,
+                len: list.seq.len(),
+                path: path.to_string(),
+            })?;
+        Ok(Cursor {
+            path: lpath,
+            key: Key::Elem(self.doc.actors.op_id(id)),
+        })
     }
 
     /// Assigns a whole JSON value at `cur`, expanding containers.
@@ -317,7 +390,10 @@ impl Transaction<'_> {
     fn insert_json(&mut self, after: Cursor, v: &serde_json::Value) -> Result<Cursor, DocError> {
         let flat = Value::from_json_shallow(v)?;
         let id = self.make(after.clone(), Mutation::Insert(flat))?;
-        let cur = Cursor { path: after.path, key: Key::Elem(self.doc.actors.op_id(id)) };
+        let cur = Cursor {
+            path: after.path,
+            key: Key::Elem(self.doc.actors.op_id(id)),
+        };
         self.fill(&cur, v)?;
         Ok(cur)
     }
