@@ -3,11 +3,14 @@
 //! Layers, lowest first (each a module with one job; data flows down on send, up on receive):
 //!
 //! * [`doc`]: the JSON CRDT of Kleppmann & Beresford (2017), pure and deterministic.
+//! * [`crypto`]: device keys, the group key schedule, sealing secrets to devices, and the
+//!   strict envelope codecs (XChaCha20-Poly1305, key commitment, padding, size limits).
 //! * [`armour`]: text armour and chunking of envelopes for text-only transports.
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod armour;
+pub mod crypto;
 pub mod doc;
 
 /// The README's examples, compiled and run as doc tests.
