@@ -6,12 +6,14 @@
 //! * [`crypto`]: device keys, the group key schedule, sealing secrets to devices, and the
 //!   strict envelope codecs (XChaCha20-Poly1305, key commitment, padding, size limits).
 //! * [`armour`]: text armour and chunking of envelopes for text-only transports.
+//! * [`store`]: persistence for a replica: a crash-safe log, snapshots and blobs.
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod armour;
 pub mod crypto;
 pub mod doc;
+pub mod store;
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The paper's worked examples (Kleppmann & Beresford 2017, TPDS numbering) as test vectors.
 //! Expected values are those of ../shared/docs/paper-semantics.md §4, including the
 //! replica-id-dependent orders of Figs. 3 and 4 under both id orders.

@@ -15,6 +15,8 @@
 //!   the recursion stops. `CLEAR-ELEM`'s `pres1 ∪ pres2 \ deps` equals `pres2 \ deps` for the
 //!   same reason.
 
+use std::rc::Rc;
+
 use super::error::DocError;
 use super::id::{ActorTable, Id};
 use super::node::{Entry, ListNode, MapNode};
@@ -36,7 +38,7 @@ pub(crate) enum K {
 /// A cursor with interned element ids.
 #[derive(Clone, Debug)]
 pub(crate) struct ICursor {
-    pub path: Vec<(Tag, K)>,
+    pub path: Rc<[(Tag, K)]>,
     pub key: K,
 }
 
@@ -47,8 +49,33 @@ pub(crate) enum IMut<'a> {
     Delete,
 }
 
-/// Path from the root to a container: the tagged keys passed through.
-pub(crate) type Loc = Vec<(Tag, K)>;
+/// A place on the path of the op being applied: the first `depth` tagged keys of it. Sharing
+/// the op's path makes undo records allocation-free.
+#[derive(Clone, Debug)]
+pub(crate) struct Loc {
+    path: Rc<[(Tag, K)]>,
+    depth: usize,
+}
+
+impl Loc {
+    fn keys(&self) -> &[(Tag, K)] {
+        self.path.get(..self.depth).unwrap_or(&[])
+    }
+
+    /// The container holding the entry this location's last step passes through, and that
+    /// step: `(container path, tag, key)`.
+    fn split_last(&self) -> Option<(&[(Tag, K)], Tag, &K)> {
+        let (last, parent) = self.keys().split_last()?;
+        Some((parent, last.0, &last.1))
+    }
+
+    fn child(&self) -> Loc {
+        Loc {
+            path: self.path.clone(),
+            depth: self.depth + 1,
+        }
+    }
+}
 
 /// One step to undo, recorded just before the state changes. Replayed newest first.
 #[derive(Debug)]
@@ -60,12 +87,13 @@ pub(crate) enum Undo {
         key: K,
         before: Option<Entry>,
     },
-    /// An id added to one namespace of an entry's presence set.
-    PresAdded { loc: Loc, key: K, tag: Tag, id: Id },
-    /// A child container created under an entry.
-    ChildCreated { loc: Loc, key: K, tag: Tag },
-    /// A map entry created while descending.
-    EntryCreated { loc: Loc, key: String },
+    /// An id added to the presence set of the entry that `entry`'s last step passes through,
+    /// in that step's namespace.
+    PresAdded { entry: Loc, id: Id },
+    /// The child container that `entry`'s last step descends into was created.
+    ChildCreated { entry: Loc },
+    /// The map entry that `entry`'s last step passes through was created.
+    EntryCreated { entry: Loc },
     /// A list element inserted.
     ElemInserted { loc: Loc, id: Id },
     /// A list element's visibility changed from `before`.
@@ -181,15 +209,19 @@ impl<'a> Applier<'a> {
         m: &IMut<'_>,
     ) -> Result<(), DocError> {
         self.delete = matches!(m, IMut::Delete);
-        let mut loc = Vec::new();
+        let mut loc = Loc {
+            path: cur.path.clone(),
+            depth: 0,
+        };
         match cur.path.split_first() {
             None => {
                 // Final key is `doc` itself: assign or delete at the root.
                 let before = root.is_visible();
                 if self.logging() {
                     let snap = root.clone();
+                    let l = loc.clone();
                     self.log(|| Undo::Snapshot {
-                        loc: Vec::new(),
+                        loc: l,
                         key: K::Doc,
                         before: Some(snap),
                     });
@@ -207,7 +239,7 @@ impl<'a> Applier<'a> {
             }
             Some(((tag, K::Doc), rest)) => {
                 let before = root.is_visible();
-                let emit = self.through_entry(root, &mut loc, &K::Doc, *tag, rest, &cur.key, m)?;
+                let emit = self.through_entry(root, &mut loc, *tag, rest, &cur.key, m)?;
                 if emit {
                     self.emit_entry(Parent::Top, before, root, None);
                 }
@@ -225,7 +257,6 @@ impl<'a> Applier<'a> {
         &mut self,
         entry: &mut Entry,
         loc: &mut Loc,
-        key: &K,
         tag: Tag,
         rest: &[(Tag, K)],
         fin: &K,
@@ -234,13 +265,8 @@ impl<'a> Applier<'a> {
         let before = (!self.suppress).then(|| (entry.is_visible(), Ns::shown(entry, self.actors)));
         if !self.delete {
             entry.pres_mut(tag).add(self.id);
-            let id = self.id;
-            self.log(|| Undo::PresAdded {
-                loc: loc.clone(),
-                key: key.clone(),
-                tag,
-                id,
-            });
+            let (id, l) = (self.id, loc.child());
+            self.log(|| Undo::PresAdded { entry: l, id });
         }
         let changed =
             before.is_some_and(|b| b != (entry.is_visible(), Ns::shown(entry, self.actors)));
@@ -250,22 +276,18 @@ impl<'a> Applier<'a> {
         if changed || (!self.suppress && Ns::shown(entry, self.actors) != Some(Ns::from(tag))) {
             self.suppress = true;
         }
-        loc.push((tag, key.clone()));
+        loc.depth += 1;
         let r = match tag {
             Tag::Map => {
                 if entry.map.is_none() {
                     if self.delete {
-                        loc.pop();
+                        loc.depth -= 1;
                         self.suppress = outer_suppress;
                         return Ok(false);
                     }
                     entry.map = Some(Box::default());
-                    let l = loc[..loc.len() - 1].to_vec();
-                    self.log(|| Undo::ChildCreated {
-                        loc: l,
-                        key: key.clone(),
-                        tag,
-                    });
+                    let l = loc.clone();
+                    self.log(|| Undo::ChildCreated { entry: l });
                 }
                 match entry.map.as_deref_mut() {
                     Some(map) => self.in_map(map, loc, rest, fin, m),
@@ -275,17 +297,13 @@ impl<'a> Applier<'a> {
             Tag::List => {
                 if entry.list.is_none() {
                     if self.delete {
-                        loc.pop();
+                        loc.depth -= 1;
                         self.suppress = outer_suppress;
                         return Ok(false);
                     }
                     entry.list = Some(Box::default());
-                    let l = loc[..loc.len() - 1].to_vec();
-                    self.log(|| Undo::ChildCreated {
-                        loc: l,
-                        key: key.clone(),
-                        tag,
-                    });
+                    let l = loc.clone();
+                    self.log(|| Undo::ChildCreated { entry: l });
                 }
                 match entry.list.as_deref_mut() {
                     Some(list) => self.in_list(list, loc, rest, fin, m),
@@ -293,7 +311,7 @@ impl<'a> Applier<'a> {
                 }
             }
         };
-        loc.pop();
+        loc.depth -= 1;
         self.suppress = outer_suppress;
         r.map(|()| changed)
     }
@@ -313,8 +331,8 @@ impl<'a> Applier<'a> {
                         return Ok(());
                     }
                     map.entries.insert(s.clone(), Entry::default());
-                    let (l, k) = (loc.clone(), s.clone());
-                    self.log(|| Undo::EntryCreated { loc: l, key: k });
+                    let l = loc.child();
+                    self.log(|| Undo::EntryCreated { entry: l });
                 }
                 let Some(entry) = map.entries.get_mut(s) else {
                     return Ok(());
@@ -323,8 +341,7 @@ impl<'a> Applier<'a> {
                     self.ppath.push(PathSeg::Key(s.clone()));
                 }
                 let before = entry.is_visible();
-                let emit =
-                    self.through_entry(entry, loc, &K::Str(s.clone()), *tag, rest2, fin, m)?;
+                let emit = self.through_entry(entry, loc, *tag, rest2, fin, m)?;
                 if emit {
                     self.emit_entry(Parent::Map, before, entry, None);
                 }
@@ -369,7 +386,7 @@ impl<'a> Applier<'a> {
                 let Some(entry) = list.elems.get_mut(&eid) else {
                     return Err(self.missing(eid));
                 };
-                let emit = self.through_entry(entry, loc, &K::Elem(eid), *tag, rest2, fin, m)?;
+                let emit = self.through_entry(entry, loc, *tag, rest2, fin, m)?;
                 let after = entry.is_visible();
                 self.sync_visible(list, loc, eid, after);
                 if emit {
@@ -667,7 +684,7 @@ pub(crate) fn single_char(s: &str) -> Option<char> {
 pub(crate) fn rollback(root: &mut Entry, undo: Vec<Undo>) {
     for u in undo.into_iter().rev() {
         match u {
-            Undo::Snapshot { loc, key, before } => match (container_mut(root, &loc), key) {
+            Undo::Snapshot { loc, key, before } => match (container_mut(root, loc.keys()), key) {
                 (Some(Container::Top(e)), K::Doc) => *e = before.unwrap_or_default(),
                 (Some(Container::Map(m)), K::Str(s)) => match before {
                     Some(b) => {
@@ -684,37 +701,43 @@ pub(crate) fn rollback(root: &mut Entry, undo: Vec<Undo>) {
                 }
                 _ => {}
             },
-            Undo::PresAdded { loc, key, tag, id } => {
-                if let Some(e) = entry_mut(root, &loc, &key) {
-                    e.pres_mut(tag).remove(id);
-                }
-            }
-            Undo::ChildCreated { loc, key, tag } => {
-                if let Some(e) = entry_mut(root, &loc, &key) {
-                    match tag {
-                        Tag::Map => e.map = None,
-                        Tag::List => e.list = None,
+            Undo::PresAdded { entry, id } => {
+                if let Some((parent, tag, key)) = entry.split_last() {
+                    if let Some(e) = entry_mut(root, parent, key) {
+                        e.pres_mut(tag).remove(id);
                     }
                 }
             }
-            Undo::EntryCreated { loc, key } => {
-                if let Some(Container::Map(m)) = container_mut(root, &loc) {
-                    m.entries.remove(&key);
+            Undo::ChildCreated { entry } => {
+                if let Some((parent, tag, key)) = entry.split_last() {
+                    if let Some(e) = entry_mut(root, parent, key) {
+                        match tag {
+                            Tag::Map => e.map = None,
+                            Tag::List => e.list = None,
+                        }
+                    }
+                }
+            }
+            Undo::EntryCreated { entry } => {
+                if let Some((parent, _, K::Str(key))) = entry.split_last() {
+                    if let Some(Container::Map(m)) = container_mut(root, parent) {
+                        m.entries.remove(key);
+                    }
                 }
             }
             Undo::ElemInserted { loc, id } => {
-                if let Some(Container::List(l)) = container_mut(root, &loc) {
+                if let Some(Container::List(l)) = container_mut(root, loc.keys()) {
                     l.seq.remove(id);
                     l.elems.remove(&id);
                 }
             }
             Undo::Visibility { loc, id, before } => {
-                if let Some(Container::List(l)) = container_mut(root, &loc) {
+                if let Some(Container::List(l)) = container_mut(root, loc.keys()) {
                     l.seq.set_visible(id, before);
                 }
             }
             Undo::MadeComplex { loc, id, before } => {
-                if let Some(Container::List(l)) = container_mut(root, &loc) {
+                if let Some(Container::List(l)) = container_mut(root, loc.keys()) {
                     l.elems.remove(&id);
                     l.seq.set_content(id, before);
                 }

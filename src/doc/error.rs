@@ -97,7 +97,7 @@ pub enum DocError {
     /// A value did not deserialize into the requested type.
     #[error("value does not fit the requested type: {0}")]
     Deserialize(String),
-    /// The document already holds the most operations it accepts.
-    #[error("document is full: counters exhausted")]
+    /// An op counter would exceed [`MAX_COUNTER`](super::MAX_COUNTER).
+    #[error("op counter exceeds MAX_COUNTER")]
     CounterOverflow,
 }

@@ -72,7 +72,8 @@ mod txn;
 pub use error::DocError;
 pub use id::{ActorId, CausalPast, Clock, OpId, MAX_ACTOR_LEN};
 pub use op::{
-    Change, Cursor, Key, Mutation, OpBody, Tag, MAX_KEY_LEN, MAX_OPS_PER_CHANGE, MAX_PATH_DEPTH,
+    Change, Cursor, Key, Mutation, OpBody, Tag, MAX_COUNTER, MAX_KEY_LEN, MAX_OPS_PER_CHANGE,
+    MAX_PATH_DEPTH,
 };
 pub use patch::{Patch, PatchAction, PathSeg};
 pub use path::{IntoPathSeg, Path};
@@ -263,7 +264,11 @@ impl Doc {
         if n == 0 || n > MAX_OPS_PER_CHANGE {
             return Err(DocError::BadBatch(n));
         }
-        if start == 0 || start.checked_add(n as u64 - 1).is_none() {
+        if start == 0
+            || start
+                .checked_add(n as u64 - 1)
+                .is_none_or(|end| end > MAX_COUNTER)
+        {
             return Err(DocError::CounterOverflow);
         }
         for op in ops {
@@ -353,10 +358,11 @@ impl Doc {
                 }
             })
         };
-        let mut path = Vec::with_capacity(cur.path.len());
-        for (t, k) in &cur.path {
-            path.push((*t, key(k)?));
-        }
+        let path = cur
+            .path
+            .iter()
+            .map(|(t, k)| Ok((*t, key(k)?)))
+            .collect::<Result<std::rc::Rc<[(Tag, K)]>, DocError>>()?;
         Ok(ICursor {
             path,
             key: key(&cur.key)?,

@@ -26,6 +26,13 @@ pub const MAX_KEY_LEN: usize = 4096;
 /// it exists so that one change cannot pin unbounded memory while it is validated.
 pub const MAX_OPS_PER_CHANGE: usize = 1 << 20;
 
+/// Greatest op counter accepted: 2^62.
+///
+/// Lamport counters grow by one per operation, so no honest document gets near this; the cap
+/// leaves headroom so that `counter + run length` arithmetic can never overflow, and rejects a
+/// hostile peer that jumps the clock to `u64::MAX` to exhaust everyone's counters.
+pub const MAX_COUNTER: u64 = 1 << 62;
+
 /// The type tag of a branch key: the paper's `mapT(k)` and `listT(k)`. Registers (`regT`) are
 /// never on a path: they are leaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

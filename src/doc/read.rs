@@ -279,7 +279,12 @@ impl Doc {
     /// [`to_json`]: Doc::to_json
     pub fn conflicts(&self, path: impl Into<Path>) -> Result<Vec<Conflict>, DocError> {
         let path = path.into();
-        let r = self.resolve(&path, false)?;
+        let r = match self.resolve(&path, false) {
+            Ok(r) => r,
+            // The parents resolved but nothing visible is at the final key.
+            Err(DocError::NotFound { path: p }) if p == path.to_string() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
         let Some(entry) = r.view.entry() else {
             return Ok(Vec::new());
         };
@@ -420,15 +425,18 @@ impl Doc {
             match seg {
                 PathSeg::Key(s) => {
                     if let Some(e) = entry {
-                        let shown = Ns::shown(e, &self.actors);
-                        let ok = e.map.is_some()
-                            && (shown == Some(Ns::Map)
-                                || shown.is_none()
-                                || !e.map_pres.is_empty());
-                        if !ok && (shown.is_some() || !write) {
+                        let map_live = !e.map_pres.is_empty();
+                        if !map_live && e.is_visible() {
+                            // It shows a list or a value: a key cannot be looked up in it.
                             return Err(DocError::WrongType {
                                 expected: "map",
                                 path: here(),
+                            });
+                        }
+                        if !map_live && !write {
+                            // Nothing visible here (an empty document, a deleted map).
+                            return Err(DocError::NotFound {
+                                path: pointer(&path.0[..=n]),
                             });
                         }
                     }

@@ -87,14 +87,17 @@ impl Doc {
     /// same operations, whatever the order. Meant for convergence checks and state digests.
     pub fn canonical_state(&self) -> Vec<u8> {
         let n = self.actors.len();
-        let mut order: Vec<u32> = (0..n as u32).collect();
+        // Only actors with applied ops: a replica knows its own actor before using it, and
+        // every id in the state belongs to an actor with applied ops.
+        let mut order: Vec<u32> = (0..n as u32)
+            .filter(|&a| self.actor_max.get(a as usize).is_some_and(|&m| m > 0))
+            .collect();
         order.sort_by(|a, b| self.actors.actor(*a).cmp(self.actors.actor(*b)));
         let mut rank = vec![0u32; n];
         for (pos, &a) in order.iter().enumerate() {
             rank[a as usize] = pos as u32;
         }
         let canon = Canon { rank };
-        // Only actors with applied ops: a replica may know its own actor without having used it.
         let state = State {
             actors: order.iter().map(|&a| self.actors.actor(a)).collect(),
             root: canon.entry(&self.root),

@@ -171,6 +171,7 @@ impl Transaction<'_> {
             .doc
             .max_counter
             .checked_add(1)
+            .filter(|&c| c <= super::MAX_COUNTER)
             .ok_or(DocError::CounterOverflow)?;
         let id = Id::new(counter, self.doc.local);
         self.doc.apply_one(
@@ -310,10 +311,31 @@ impl Transaction<'_> {
                 len,
                 path: path.to_string(),
             })?;
-        let mut lpath = list_cur.path.clone();
-        lpath.push((Tag::List, list_cur.key.clone()));
-        for _ in index..end {
-            let id = self.element_id(&path, index)?;
+        let mut lpath = list_cur.path;
+        lpath.push((Tag::List, list_cur.key));
+        // Look everything up once: the elements to delete and the one to insert after are
+        // fixed elements (held by id), so later ops in this splice do not move them.
+        let (doomed, mut prev) = {
+            let list = self.doc.list_at(&path)?;
+            let actors = &self.doc.actors;
+            let doomed: Vec<super::OpId> = (index..end)
+                .filter_map(|i| list.seq.nth_visible(i))
+                .map(|id| actors.op_id(id))
+                .collect();
+            let prev = match index.checked_sub(1) {
+                None => Key::Head,
+                Some(i) => match list.seq.nth_visible(i) {
+                    Some(id) => Key::Elem(actors.op_id(id)),
+                    None => {
+                        return Err(DocError::NotFound {
+                            path: path.to_string(),
+                        })
+                    }
+                },
+            };
+            (doomed, prev)
+        };
+        for id in doomed {
             self.make(
                 Cursor {
                     path: lpath.clone(),
@@ -322,11 +344,6 @@ impl Transaction<'_> {
                 Mutation::Delete,
             )?;
         }
-        let mut prev = if index == 0 {
-            Key::Head
-        } else {
-            Key::Elem(self.element_id(&path, index - 1)?)
-        };
         for c in text.chars() {
             let id = self.make(
                 Cursor {
@@ -338,19 +355,6 @@ impl Transaction<'_> {
             prev = Key::Elem(self.doc.actors.op_id(id));
         }
         Ok(())
-    }
-
-    fn element_id(&self, path: &Path, index: usize) -> Result<super::OpId, DocError> {
-        let list = self.doc.list_at(path)?;
-        let id = list
-            .seq
-            .nth_visible(index)
-            .ok_or_else(|| DocError::IndexOutOfRange {
-                index,
-                len: list.seq.len(),
-                path: path.to_string(),
-            })?;
-        Ok(self.doc.actors.op_id(id))
     }
 
     /// The cursor to insert after so that the new element lands at `index`.

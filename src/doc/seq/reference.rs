@@ -1,25 +1,9 @@
-//! The element sequence of one list: RGA order, tombstones, and index lookups.
-//!
-//! This is the paper's `next(k)` linked list (§1, "List node") flattened into one ordered
-//! sequence of elements, each with its id, its visibility (`pres ≠ {}`) and, for the common
-//! case of a one-character string that nothing else has touched, its character inline.
-//! Elements whose state is richer (a map, a list, a multi-value register, a non-character
-//! value) are `Content::Complex` and their state lives in the list's side table.
-//!
-//! NOTE: this is the reference implementation (a plain `Vec`, O(n) per call). It defines the
-//! contract; an order-statistic tree replaces it for speed.
+//! The reference model of [`Sequence`](super::Sequence): a plain `Vec` of elements, O(n) per
+//! call, written straight from the contract. The model tests drive it and the real structure
+//! side by side and compare them after every step.
 
-use super::id::Id;
-
-/// What the sequence stores for an element.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Content {
-    /// A one-character string whose register holds only its own insert (`{id ↦ "c"}`) and
-    /// whose presence is `{id}` when visible, `{}` when deleted.
-    Char(char),
-    /// Anything else; the list's side table holds the element's full state.
-    Complex,
-}
+use super::super::id::Id;
+use super::Content;
 
 #[derive(Clone, Debug)]
 struct Elem {
@@ -28,15 +12,15 @@ struct Elem {
     visible: bool,
 }
 
-/// One list's elements in document order, tombstones included.
+/// The naive model: one list's elements in document order, tombstones included.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Sequence {
+pub(super) struct Reference {
     elems: Vec<Elem>,
 }
 
-impl Sequence {
+impl Reference {
     /// Number of visible elements.
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.elems.iter().filter(|e| e.visible).count()
     }
 
@@ -45,17 +29,18 @@ impl Sequence {
     }
 
     /// True if the list has an element with this id (visible or not).
-    pub(crate) fn contains(&self, id: Id) -> bool {
+    pub(super) fn contains(&self, id: Id) -> bool {
         self.pos(id).is_some()
     }
 
     /// Content and visibility of an element.
-    pub(crate) fn get(&self, id: Id) -> Option<(Content, bool)> {
-        self.pos(id).map(|p| (self.elems[p].content, self.elems[p].visible))
+    pub(super) fn get(&self, id: Id) -> Option<(Content, bool)> {
+        self.pos(id)
+            .map(|p| (self.elems[p].content, self.elems[p].visible))
     }
 
     /// Id of the visible element at `index` (0-based).
-    pub(crate) fn nth_visible(&self, index: usize) -> Option<Id> {
+    pub(super) fn nth_visible(&self, index: usize) -> Option<Id> {
         self.elems
             .iter()
             .filter(|e| e.visible)
@@ -64,7 +49,7 @@ impl Sequence {
     }
 
     /// Number of visible elements before `id`, if the element exists.
-    pub(crate) fn index_of(&self, id: Id) -> Option<usize> {
+    pub(super) fn index_of(&self, id: Id) -> Option<usize> {
         let p = self.pos(id)?;
         Some(self.elems[..p].iter().filter(|e| e.visible).count())
     }
@@ -75,7 +60,7 @@ impl Sequence {
     ///
     /// Returns the number of visible elements before the new one. The caller guarantees that
     /// `prev` exists and `id` is new.
-    pub(crate) fn insert(
+    pub(super) fn insert(
         &mut self,
         prev: Option<Id>,
         id: Id,
@@ -103,7 +88,7 @@ impl Sequence {
     }
 
     /// Sets an element's visibility; returns true if it changed.
-    pub(crate) fn set_visible(&mut self, id: Id, visible: bool) -> bool {
+    pub(super) fn set_visible(&mut self, id: Id, visible: bool) -> bool {
         match self.pos(id) {
             Some(p) if self.elems[p].visible != visible => {
                 self.elems[p].visible = visible;
@@ -114,7 +99,7 @@ impl Sequence {
     }
 
     /// Replaces an element's content.
-    pub(crate) fn set_content(&mut self, id: Id, content: Content) {
+    pub(super) fn set_content(&mut self, id: Id, content: Content) {
         if let Some(p) = self.pos(id) {
             self.elems[p].content = content;
         }
@@ -122,24 +107,22 @@ impl Sequence {
 
     /// Physically removes an element. Only used to roll back an insert that failed validation
     /// later in the same batch; never part of the CRDT semantics (tombstones stay).
-    pub(crate) fn remove(&mut self, id: Id) {
+    pub(super) fn remove(&mut self, id: Id) {
         if let Some(p) = self.pos(id) {
             self.elems.remove(p);
         }
     }
 
     /// Every element in order: `(id, content, visible)`.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (Id, Content, bool)> + '_ {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Id, Content, bool)> + '_ {
         self.elems.iter().map(|e| (e.id, e.content, e.visible))
     }
 
-    /// Checks internal invariants; panics (in tests) if one is broken.
-    #[cfg(test)]
-    pub(crate) fn dbg_check(&self) {
+    /// Checks internal invariants; panics if one is broken.
+    pub(super) fn dbg_check(&self) {
         let mut seen = std::collections::HashSet::new();
         for e in &self.elems {
             assert!(seen.insert(e.id), "duplicate id {:?}", e.id);
         }
     }
 }
-
