@@ -54,8 +54,8 @@ fn fig1_concurrent_register_assignment_keeps_both_values() {
     deliver(&mut q, &[c0]);
     let cp = cmd(&mut p, |t| t.assign(&root().get("key"), "B"));
     let cq = cmd(&mut q, |t| t.assign(&root().get("key"), "C"));
-    deliver(&mut p, &[cq.clone()]);
-    deliver(&mut q, &[cp.clone()]);
+    deliver(&mut p, std::slice::from_ref(&cq));
+    deliver(&mut q, std::slice::from_ref(&cp));
     for d in [&p, &q] {
         assert_eq!(d.keys_at(&root()).unwrap(), vec!["key"]);
         assert_eq!(

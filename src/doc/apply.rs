@@ -49,6 +49,9 @@ pub(crate) enum IMut<'a> {
     Delete,
 }
 
+/// A container path, and the tag and key of the step taken from it.
+type Step<'a> = (&'a [(Tag, K)], Tag, &'a K);
+
 /// A place on the path of the op being applied: the first `depth` tagged keys of it. Sharing
 /// the op's path makes undo records allocation-free.
 #[derive(Clone, Debug)]
@@ -64,7 +67,7 @@ impl Loc {
 
     /// The container holding the entry this location's last step passes through, and that
     /// step: `(container path, tag, key)`.
-    fn split_last(&self) -> Option<(&[(Tag, K)], Tag, &K)> {
+    fn split_last(&self) -> Option<Step<'_>> {
         let (last, parent) = self.keys().split_last()?;
         Some((parent, last.0, &last.1))
     }
