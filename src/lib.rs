@@ -3,6 +3,8 @@
 //! Layers, lowest first (each a module with one job; data flows down on send, up on receive):
 //!
 //! * [`doc`]: the JSON CRDT of Kleppmann & Beresford (2017), pure and deterministic.
+//! * [`graph`]: signed operations in a hash-linked DAG: authenticity, causal delivery,
+//!   equivocation evidence and catch-up.
 //! * [`crypto`]: device keys, the group key schedule, sealing secrets to devices, and the
 //!   strict envelope codecs (XChaCha20-Poly1305, key commitment, padding, size limits).
 //! * [`armour`]: text armour and chunking of envelopes for text-only transports.
@@ -13,6 +15,7 @@
 pub mod armour;
 pub mod crypto;
 pub mod doc;
+pub mod graph;
 pub mod store;
 
 /// The README's examples, compiled and run as doc tests.
