@@ -9,6 +9,8 @@
 //!   strict envelope codecs (XChaCha20-Poly1305, key commitment, padding, size limits).
 //! * [`armour`]: text armour and chunking of envelopes for text-only transports.
 //! * [`store`]: persistence for a replica: a crash-safe log, snapshots and blobs.
+//! * `transport` (features `matrix`, `email`): ready-made Matrix and email transports for
+//!   envelopes, tested against real servers on loopback.
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -17,6 +19,8 @@ pub mod crypto;
 pub mod doc;
 pub mod graph;
 pub mod store;
+#[cfg(any(feature = "matrix", feature = "email"))]
+pub mod transport;
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
