@@ -7,6 +7,8 @@
 //!   equivocation evidence and catch-up.
 //! * [`crypto`]: device keys, the group key schedule, sealing secrets to devices, and the
 //!   strict envelope codecs (XChaCha20-Poly1305, key commitment, padding, size limits).
+//! * [`group`]: encrypted groups: membership and roles validated against each op's causal
+//!   past, epochs and key rotation, welcomes, and the envelope receive pipeline.
 //! * [`armour`]: text armour and chunking of envelopes for text-only transports.
 //! * [`store`]: persistence for a replica: a crash-safe log, snapshots and blobs.
 //! * `transport` (features `matrix`, `email`): ready-made Matrix and email transports for
@@ -18,6 +20,7 @@ pub mod armour;
 pub mod crypto;
 pub mod doc;
 pub mod graph;
+pub mod group;
 pub mod store;
 #[cfg(any(feature = "matrix", feature = "email"))]
 pub mod transport;

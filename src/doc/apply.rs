@@ -15,7 +15,7 @@
 //!   the recursion stops. `CLEAR-ELEM`'s `pres1 ∪ pres2 \ deps` equals `pres2 \ deps` for the
 //!   same reason.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::error::DocError;
 use super::id::{ActorTable, Id};
@@ -35,10 +35,14 @@ pub(crate) enum K {
     Head,
 }
 
+/// A cursor path with interned element ids. Shared (by undo records, and by consecutive ops
+/// on the same container, see `Doc::intern_cursor`), so cloning it is a reference count.
+pub(crate) type IPath = Arc<[(Tag, K)]>;
+
 /// A cursor with interned element ids.
 #[derive(Clone, Debug)]
-pub(crate) struct ICursor {
-    pub path: Rc<[(Tag, K)]>,
+pub(crate) struct ICursor<'p> {
+    pub path: &'p IPath,
     pub key: K,
 }
 
@@ -52,57 +56,115 @@ pub(crate) enum IMut<'a> {
 /// A container path, and the tag and key of the step taken from it.
 type Step<'a> = (&'a [(Tag, K)], Tag, &'a K);
 
-/// A place on the path of the op being applied: the first `depth` tagged keys of it. Sharing
-/// the op's path makes undo records allocation-free.
-#[derive(Clone, Debug)]
-pub(crate) struct Loc {
-    path: Rc<[(Tag, K)]>,
+/// A place on the path of the op being applied: the first `depth` tagged keys of it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Loc<'p> {
+    path: &'p [(Tag, K)],
     depth: usize,
 }
 
-impl Loc {
-    fn keys(&self) -> &[(Tag, K)] {
-        self.path.get(..self.depth).unwrap_or(&[])
-    }
-
-    /// The container holding the entry this location's last step passes through, and that
-    /// step: `(container path, tag, key)`.
-    fn split_last(&self) -> Option<Step<'_>> {
-        let (last, parent) = self.keys().split_last()?;
-        Some((parent, last.0, &last.1))
-    }
-
-    fn child(&self) -> Loc {
+impl<'p> Loc<'p> {
+    fn child(self) -> Loc<'p> {
         Loc {
-            path: self.path.clone(),
             depth: self.depth + 1,
+            ..self
         }
     }
 }
 
+/// Where an undo step applies: the first `depth` tagged keys of path number `path` of the
+/// [`UndoLog`]. Two integers, so that logging a step costs no allocation and no reference
+/// count.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct At {
+    path: u32,
+    depth: u32,
+}
+
+/// An emptied [`UndoLog`] keeps a step buffer up to this capacity for reuse.
+const KEEP_UNDO_STEPS: usize = 256;
+
+/// The paths of the logged ops (each once: consecutive ops on one container share theirs)
+/// and the steps to undo, oldest first.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UndoLog {
+    paths: Vec<IPath>,
+    steps: Vec<Undo>,
+}
+
+impl UndoLog {
+    /// The number of `path` in the log, adding it if it is not the last one added.
+    fn path_number(&mut self, path: &IPath) -> u32 {
+        match self.paths.last() {
+            Some(last) if Arc::ptr_eq(last, path) => {}
+            _ => self.paths.push(path.clone()),
+        }
+        // Invariant: at most one path per logged op, and a transaction holds far fewer than
+        // u32::MAX ops (MAX_OPS_PER_CHANGE); saturating keeps this total anyway.
+        u32::try_from(self.paths.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Empties the log for reuse. Keeps the last path (the next transaction most likely
+    /// works on the same container) and the step buffer unless it grew large.
+    pub(crate) fn reset(&mut self) {
+        if self.steps.capacity() > KEEP_UNDO_STEPS {
+            self.steps = Vec::new();
+        } else {
+            self.steps.clear();
+        }
+        if self.paths.len() > 1 {
+            let last = self.paths.pop();
+            self.paths.clear();
+            self.paths.extend(last);
+        }
+    }
+}
+
+impl At {
+    /// The keys this names, given the log's paths.
+    fn keys(self, paths: &[IPath]) -> &[(Tag, K)] {
+        paths
+            .get(self.path as usize)
+            .and_then(|p| p.get(..self.depth as usize))
+            .unwrap_or(&[])
+    }
+
+    /// The container holding the entry that the last step passes through, and that step:
+    /// `(container path, tag, key)`.
+    fn split_last(self, paths: &[IPath]) -> Option<Step<'_>> {
+        let (last, parent) = self.keys(paths).split_last()?;
+        Some((parent, last.0, &last.1))
+    }
+}
+
 /// One step to undo, recorded just before the state changes. Replayed newest first.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Undo {
-    /// An entry (map entry, root, or complex list element) before a final-key mutation;
-    /// `None` if it did not exist.
-    Snapshot {
-        loc: Loc,
-        key: K,
-        before: Option<Entry>,
-    },
+    /// An entry (map entry, root, or complex list element) before a final-key mutation.
+    /// Boxed: it is rare, and much bigger than the other steps.
+    Snapshot(Box<Snapshot>),
     /// An id added to the presence set of the entry that `entry`'s last step passes through,
     /// in that step's namespace.
-    PresAdded { entry: Loc, id: Id },
+    PresAdded { entry: At, id: Id },
     /// The child container that `entry`'s last step descends into was created.
-    ChildCreated { entry: Loc },
+    ChildCreated { entry: At },
     /// The map entry that `entry`'s last step passes through was created.
-    EntryCreated { entry: Loc },
+    EntryCreated { entry: At },
     /// A list element inserted.
-    ElemInserted { loc: Loc, id: Id },
+    ElemInserted { loc: At, id: Id },
     /// A list element's visibility changed from `before`.
-    Visibility { loc: Loc, id: Id, before: bool },
+    Visibility { loc: At, id: Id, before: bool },
     /// A simple element turned complex; `before` is its old content.
-    MadeComplex { loc: Loc, id: Id, before: Content },
+    MadeComplex { loc: At, id: Id, before: Content },
+}
+
+/// The entry at `key` in the container at `loc` before a final-key mutation; `before` is
+/// `None` if it did not exist.
+#[derive(Clone, Debug)]
+pub(crate) struct Snapshot {
+    loc: At,
+    key: K,
+    before: Option<Entry>,
 }
 
 /// The kind of container holding an entry, for patch emission.
@@ -113,15 +175,29 @@ enum Parent {
     List,
 }
 
+/// The last segment of a patch path (the rest comes from the op's path).
+#[derive(Clone, Copy)]
+enum Last<'k> {
+    /// None: the patch is for the root.
+    Root,
+    Key(&'k str),
+    Index(usize),
+}
+
 /// Applies one op. Holds everything the recursion needs.
 pub(crate) struct Applier<'a> {
     pub actors: &'a ActorTable,
     pub id: Id,
     pub delete: bool,
     pub in_past: &'a mut dyn FnMut(Id) -> bool,
-    pub undo: Option<&'a mut Vec<Undo>>,
+    pub undo: Option<&'a mut UndoLog>,
+    /// The number of the op's path in the undo log (when logging).
+    upath: u32,
     pub patches: Option<&'a mut Vec<Patch>>,
-    ppath: Vec<PathSeg>,
+    /// Visible indexes of the list elements on the op's path so far, outermost first, kept
+    /// while patches are emitted (not suppressed). With the op's path this gives the patch
+    /// path, which is built only when a patch is emitted.
+    pidx: Vec<usize>,
     /// An ancestor will emit a patch covering this whole subtree.
     suppress: bool,
 }
@@ -131,7 +207,7 @@ impl<'a> Applier<'a> {
         actors: &'a ActorTable,
         id: Id,
         in_past: &'a mut dyn FnMut(Id) -> bool,
-        undo: Option<&'a mut Vec<Undo>>,
+        undo: Option<&'a mut UndoLog>,
         patches: Option<&'a mut Vec<Patch>>,
     ) -> Self {
         let suppress = patches.is_none();
@@ -141,51 +217,91 @@ impl<'a> Applier<'a> {
             delete: false,
             in_past,
             undo,
+            upath: 0,
             patches,
-            ppath: Vec::new(),
+            pidx: Vec::new(),
             suppress,
         }
     }
 
     fn log(&mut self, u: impl FnOnce() -> Undo) {
         if let Some(undo) = self.undo.as_deref_mut() {
-            undo.push(u());
+            undo.steps.push(u());
         }
+    }
+
+    /// `loc` in the undo log.
+    fn at(&self, loc: Loc<'_>) -> At {
+        At {
+            path: self.upath,
+            depth: u32::try_from(loc.depth).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn snapshot(&mut self, loc: Loc<'_>, key: K, before: Option<Entry>) {
+        let loc = self.at(loc);
+        self.log(|| Undo::Snapshot(Box::new(Snapshot { loc, key, before })));
     }
 
     fn logging(&self) -> bool {
         self.undo.is_some()
     }
 
-    fn emit(&mut self, path: Vec<PathSeg>, action: PatchAction) {
+    /// The patch path of the place `loc` (a container on the op's path) then `last`: the
+    /// keys of the op's path below the root, with list elements as their visible indexes.
+    fn patch_path(&self, loc: Loc<'_>, last: Last<'_>) -> Vec<PathSeg> {
+        let keys = loc.path.get(1..loc.depth).unwrap_or(&[]);
+        let mut out = Vec::with_capacity(keys.len() + 1);
+        let mut idx = self.pidx.iter();
+        for (_, k) in keys {
+            match k {
+                K::Str(s) => out.push(PathSeg::Key(s.clone())),
+                K::Elem(_) => out.push(PathSeg::Index(idx.next().copied().unwrap_or(0))),
+                K::Doc | K::Head => {}
+            }
+        }
+        match last {
+            Last::Root => {}
+            Last::Key(k) => out.push(PathSeg::Key(k.to_owned())),
+            Last::Index(i) => out.push(PathSeg::Index(i)),
+        }
+        out
+    }
+
+    /// Emits a patch at `loc` then `last`, unless patches are suppressed.
+    fn emit(&mut self, loc: Loc<'_>, last: Last<'_>, action: PatchAction) {
+        if self.suppress || self.patches.is_none() {
+            return;
+        }
+        let path = self.patch_path(loc, last);
         if let Some(p) = self.patches.as_deref_mut() {
             p.push(Patch { path, action });
         }
     }
 
-    /// Emits the patch for an entry whose visible value may have changed.
+    /// Emits the patch for an entry (at `loc` then `last`) whose visible value may have
+    /// changed.
     fn emit_entry(
         &mut self,
         parent: Parent,
         before_visible: bool,
         entry: &Entry,
-        list: Option<&ListNode>,
+        loc: Loc<'_>,
+        last: Last<'_>,
     ) {
         if self.suppress {
             return;
         }
         let after = entry.is_visible();
-        let path = self.ppath.clone();
         let value = || render_entry(entry, self.actors).unwrap_or(serde_json::Value::Null);
         match parent {
             Parent::Top => {
                 let value = render_entry(entry, self.actors)
                     .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
                 let conflict = has_conflict(entry);
-                self.emit(path, PatchAction::Put { value, conflict });
+                self.emit(loc, last, PatchAction::Put { value, conflict });
             }
             Parent::Map | Parent::List => {
-                let _ = list;
                 if after {
                     let v = value();
                     let action = if before_visible || matches!(parent, Parent::Map) {
@@ -196,9 +312,9 @@ impl<'a> Applier<'a> {
                     } else {
                         PatchAction::Insert { value: v }
                     };
-                    self.emit(path, action);
+                    self.emit(loc, last, action);
                 } else if before_visible {
-                    self.emit(path, PatchAction::Delete);
+                    self.emit(loc, last, PatchAction::Delete);
                 }
             }
         }
@@ -208,12 +324,15 @@ impl<'a> Applier<'a> {
     pub(crate) fn apply(
         &mut self,
         root: &mut Entry,
-        cur: &ICursor,
+        cur: &ICursor<'_>,
         m: &IMut<'_>,
     ) -> Result<(), DocError> {
         self.delete = matches!(m, IMut::Delete);
+        if let Some(undo) = self.undo.as_deref_mut() {
+            self.upath = undo.path_number(cur.path);
+        }
         let mut loc = Loc {
-            path: cur.path.clone(),
+            path: cur.path,
             depth: 0,
         };
         match cur.path.split_first() {
@@ -221,13 +340,7 @@ impl<'a> Applier<'a> {
                 // Final key is `doc` itself: assign or delete at the root.
                 let before = root.is_visible();
                 if self.logging() {
-                    let snap = root.clone();
-                    let l = loc.clone();
-                    self.log(|| Undo::Snapshot {
-                        loc: l,
-                        key: K::Doc,
-                        before: Some(snap),
-                    });
+                    self.snapshot(loc, K::Doc, Some(root.clone()));
                 }
                 self.clear_entry(root);
                 match m {
@@ -237,14 +350,14 @@ impl<'a> Applier<'a> {
                         return Err(DocError::MalformedCursor("insert outside a list"))
                     }
                 }
-                self.emit_entry(Parent::Top, before, root, None);
+                self.emit_entry(Parent::Top, before, root, loc, Last::Root);
                 Ok(())
             }
             Some(((tag, K::Doc), rest)) => {
                 let before = root.is_visible();
                 let emit = self.through_entry(root, &mut loc, *tag, rest, &cur.key, m)?;
                 if emit {
-                    self.emit_entry(Parent::Top, before, root, None);
+                    self.emit_entry(Parent::Top, before, root, loc, Last::Root);
                 }
                 Ok(())
             }
@@ -259,7 +372,7 @@ impl<'a> Applier<'a> {
     fn through_entry(
         &mut self,
         entry: &mut Entry,
-        loc: &mut Loc,
+        loc: &mut Loc<'_>,
         tag: Tag,
         rest: &[(Tag, K)],
         fin: &K,
@@ -268,16 +381,25 @@ impl<'a> Applier<'a> {
         let before = (!self.suppress).then(|| (entry.is_visible(), Ns::shown(entry, self.actors)));
         if !self.delete {
             entry.pres_mut(tag).add(self.id);
-            let (id, l) = (self.id, loc.child());
+            let (id, l) = (self.id, self.at(loc.child()));
             self.log(|| Undo::PresAdded { entry: l, id });
         }
-        let changed =
-            before.is_some_and(|b| b != (entry.is_visible(), Ns::shown(entry, self.actors)));
         let outer_suppress = self.suppress;
-        // Inner patches are dropped when this entry gets a patch of its own, and when the
-        // namespace we descend through is not the one rendered (type clash, paper Fig. 5).
-        if changed || (!self.suppress && Ns::shown(entry, self.actors) != Some(Ns::from(tag))) {
-            self.suppress = true;
+        let mut changed = false;
+        if let Some(before) = before {
+            let shown = match before {
+                // A delete adds nothing; an id added to the only live namespace, the one
+                // shown, leaves it the one shown.
+                _ if self.delete => before.1,
+                (_, Some(ns)) if ns == Ns::from(tag) && entry.live_count() == 1 => before.1,
+                _ => Ns::shown(entry, self.actors),
+            };
+            changed = before != (entry.is_visible(), shown);
+            // Inner patches are dropped when this entry gets a patch of its own, and when the
+            // namespace we descend through is not the one rendered (type clash, paper Fig. 5).
+            if changed || shown != Some(Ns::from(tag)) {
+                self.suppress = true;
+            }
         }
         loc.depth += 1;
         let r = match tag {
@@ -289,7 +411,7 @@ impl<'a> Applier<'a> {
                         return Ok(false);
                     }
                     entry.map = Some(Box::default());
-                    let l = loc.clone();
+                    let l = self.at(*loc);
                     self.log(|| Undo::ChildCreated { entry: l });
                 }
                 match entry.map.as_deref_mut() {
@@ -305,7 +427,7 @@ impl<'a> Applier<'a> {
                         return Ok(false);
                     }
                     entry.list = Some(Box::default());
-                    let l = loc.clone();
+                    let l = self.at(*loc);
                     self.log(|| Undo::ChildCreated { entry: l });
                 }
                 match entry.list.as_deref_mut() {
@@ -322,7 +444,7 @@ impl<'a> Applier<'a> {
     fn in_map(
         &mut self,
         map: &mut MapNode,
-        loc: &mut Loc,
+        loc: &mut Loc<'_>,
         rest: &[(Tag, K)],
         fin: &K,
         m: &IMut<'_>,
@@ -334,28 +456,22 @@ impl<'a> Applier<'a> {
                         return Ok(());
                     }
                     map.entries.insert(s.clone(), Entry::default());
-                    let l = loc.child();
+                    let l = self.at(loc.child());
                     self.log(|| Undo::EntryCreated { entry: l });
                 }
                 let Some(entry) = map.entries.get_mut(s) else {
                     return Ok(());
                 };
-                if !self.suppress {
-                    self.ppath.push(PathSeg::Key(s.clone()));
-                }
                 let before = entry.is_visible();
                 let emit = self.through_entry(entry, loc, *tag, rest2, fin, m)?;
                 if emit {
-                    self.emit_entry(Parent::Map, before, entry, None);
-                }
-                if !self.suppress {
-                    self.ppath.pop();
+                    self.emit_entry(Parent::Map, before, entry, *loc, Last::Key(s));
                 }
                 Ok(())
             }
             Some(_) => Err(DocError::MalformedCursor("map entry key is not a string")),
             None => match fin {
-                K::Str(s) => self.final_map(map, loc, s, m),
+                K::Str(s) => self.final_map(map, *loc, s, m),
                 _ => Err(DocError::MalformedCursor("map entry key is not a string")),
             },
         }
@@ -364,7 +480,7 @@ impl<'a> Applier<'a> {
     fn in_list(
         &mut self,
         list: &mut ListNode,
-        loc: &mut Loc,
+        loc: &mut Loc<'_>,
         rest: &[(Tag, K)],
         fin: &K,
         m: &IMut<'_>,
@@ -380,33 +496,32 @@ impl<'a> Applier<'a> {
                         // A simple character has no children: nothing below it to delete.
                         return Ok(());
                     }
-                    self.make_complex(list, loc, eid, content, before);
+                    self.make_complex(list, *loc, eid, content, before);
                 }
-                if !self.suppress {
+                let tracked = !self.suppress;
+                if tracked {
                     let index = list.seq.index_of(eid).unwrap_or(0);
-                    self.ppath.push(PathSeg::Index(index));
+                    self.pidx.push(index);
                 }
                 let Some(entry) = list.elems.get_mut(&eid) else {
                     return Err(self.missing(eid));
                 };
                 let emit = self.through_entry(entry, loc, *tag, rest2, fin, m)?;
                 let after = entry.is_visible();
-                self.sync_visible(list, loc, eid, after);
-                if emit {
-                    if let Some(PathSeg::Index(i)) = self.ppath.last_mut() {
-                        *i = list.seq.index_of(eid).unwrap_or(0);
-                    }
+                self.sync_visible(list, *loc, eid, after);
+                if emit && tracked {
+                    let index = list.seq.index_of(eid).unwrap_or(0);
                     if let Some(entry) = list.elems.get(&eid) {
-                        self.emit_entry(Parent::List, before, entry, None);
+                        self.emit_entry(Parent::List, before, entry, *loc, Last::Index(index));
                     }
                 }
-                if !self.suppress {
-                    self.ppath.pop();
+                if tracked {
+                    self.pidx.pop();
                 }
                 Ok(())
             }
             Some(_) => Err(DocError::MalformedCursor("list key is not an element id")),
-            None => self.final_list(list, loc, fin, m),
+            None => self.final_list(list, *loc, fin, m),
         }
     }
 
@@ -420,7 +535,7 @@ impl<'a> Applier<'a> {
     fn make_complex(
         &mut self,
         list: &mut ListNode,
-        loc: &Loc,
+        loc: Loc<'_>,
         eid: Id,
         content: Content,
         visible: bool,
@@ -428,18 +543,20 @@ impl<'a> Applier<'a> {
         if let Content::Char(c) = content {
             list.elems.insert(eid, Entry::from_char(eid, c, visible));
             list.seq.set_content(eid, Content::Complex);
+            let loc = self.at(loc);
             self.log(|| Undo::MadeComplex {
-                loc: loc.clone(),
+                loc,
                 id: eid,
                 before: content,
             });
         }
     }
 
-    fn sync_visible(&mut self, list: &mut ListNode, loc: &Loc, eid: Id, visible: bool) {
+    fn sync_visible(&mut self, list: &mut ListNode, loc: Loc<'_>, eid: Id, visible: bool) {
         if list.seq.set_visible(eid, visible) {
+            let loc = self.at(loc);
             self.log(|| Undo::Visibility {
-                loc: loc.clone(),
+                loc,
                 id: eid,
                 before: !visible,
             });
@@ -449,7 +566,7 @@ impl<'a> Applier<'a> {
     fn final_map(
         &mut self,
         map: &mut MapNode,
-        loc: &Loc,
+        loc: Loc<'_>,
         s: &str,
         m: &IMut<'_>,
     ) -> Result<(), DocError> {
@@ -459,11 +576,7 @@ impl<'a> Applier<'a> {
         }
         if self.logging() {
             let before = map.entries.get(s).cloned();
-            self.log(|| Undo::Snapshot {
-                loc: loc.clone(),
-                key: K::Str(s.to_owned()),
-                before,
-            });
+            self.snapshot(loc, K::Str(s.to_owned()), before);
         }
         let entry = map.entries.entry(s.to_owned()).or_default();
         let before = entry.is_visible();
@@ -474,9 +587,8 @@ impl<'a> Applier<'a> {
             IMut::Insert(_) => return Err(DocError::MalformedCursor("insert outside a list")),
         }
         if !self.suppress {
-            self.ppath.push(PathSeg::Key(s.to_owned()));
-            self.emit_entry(Parent::Map, before, entry, None);
-            self.ppath.pop();
+            let entry = &*entry;
+            self.emit_entry(Parent::Map, before, entry, loc, Last::Key(s));
         }
         Ok(())
     }
@@ -484,17 +596,17 @@ impl<'a> Applier<'a> {
     fn final_list(
         &mut self,
         list: &mut ListNode,
-        loc: &Loc,
+        loc: Loc<'_>,
         fin: &K,
         m: &IMut<'_>,
     ) -> Result<(), DocError> {
         match (fin, m) {
             (K::Head | K::Elem(_), IMut::Insert(v)) => {
                 let prev = match fin {
+                    // `check` (or, for the library's own ops, how they were made) established
+                    // that `p` exists before anything changed.
                     K::Elem(p) => {
-                        if !list.seq.contains(*p) {
-                            return Err(self.missing(*p));
-                        }
+                        debug_assert!(list.seq.contains(*p));
                         Some(*p)
                     }
                     _ => None,
@@ -513,13 +625,9 @@ impl<'a> Applier<'a> {
                 let index = list.seq.insert(prev, id, content, true, |a, b| {
                     actors.cmp(a, b) == std::cmp::Ordering::Greater
                 });
-                self.log(|| Undo::ElemInserted {
-                    loc: loc.clone(),
-                    id,
-                });
+                let at = self.at(loc);
+                self.log(|| Undo::ElemInserted { loc: at, id });
                 if !self.suppress {
-                    let mut path = self.ppath.clone();
-                    path.push(PathSeg::Index(index));
                     let value = match content {
                         Content::Char(c) => serde_json::Value::String(c.to_string()),
                         Content::Complex => list
@@ -528,7 +636,7 @@ impl<'a> Applier<'a> {
                             .and_then(|e| render_entry(e, self.actors))
                             .unwrap_or(serde_json::Value::Null),
                     };
-                    self.emit(path, PatchAction::Insert { value });
+                    self.emit(loc, Last::Index(index), PatchAction::Insert { value });
                 }
                 Ok(())
             }
@@ -542,12 +650,14 @@ impl<'a> Applier<'a> {
                         // The register is {eid ↦ c} and the presence {eid}: both go iff eid
                         // is in the causal past (it always is for a valid op).
                         if before && (self.in_past)(eid) {
-                            let index = list.seq.index_of(eid).unwrap_or(0);
-                            self.sync_visible(list, loc, eid, false);
-                            if !self.suppress {
-                                let mut path = self.ppath.clone();
-                                path.push(PathSeg::Index(index));
-                                self.emit(path, PatchAction::Delete);
+                            if let Some(index) = list.seq.hide(eid) {
+                                let at = self.at(loc);
+                                self.log(|| Undo::Visibility {
+                                    loc: at,
+                                    id: eid,
+                                    before: true,
+                                });
+                                self.emit(loc, Last::Index(index), PatchAction::Delete);
                             }
                         }
                         Ok(())
@@ -571,7 +681,7 @@ impl<'a> Applier<'a> {
     fn final_elem(
         &mut self,
         list: &mut ListNode,
-        loc: &Loc,
+        loc: Loc<'_>,
         eid: Id,
         before: bool,
         m: &IMut<'_>,
@@ -587,11 +697,7 @@ impl<'a> Applier<'a> {
         };
         if logging {
             let snap = entry.clone();
-            self.log(|| Undo::Snapshot {
-                loc: loc.clone(),
-                key: K::Elem(eid),
-                before: Some(snap),
-            });
+            self.snapshot(loc, K::Elem(eid), Some(snap));
         }
         self.clear_entry(entry);
         if let IMut::Assign(v) = m {
@@ -600,11 +706,9 @@ impl<'a> Applier<'a> {
         let after = entry.is_visible();
         self.sync_visible(list, loc, eid, after);
         if !self.suppress {
-            self.ppath.push(PathSeg::Index(index));
             if let Some(entry) = list.elems.get(&eid) {
-                self.emit_entry(Parent::List, before, entry, Some(list));
+                self.emit_entry(Parent::List, before, entry, loc, Last::Index(index));
             }
-            self.ppath.pop();
         }
         Ok(())
     }
@@ -684,35 +788,39 @@ pub(crate) fn single_char(s: &str) -> Option<char> {
 }
 
 /// Reverts the logged steps, newest first.
-pub(crate) fn rollback(root: &mut Entry, undo: Vec<Undo>) {
-    for u in undo.into_iter().rev() {
+pub(crate) fn rollback(root: &mut Entry, log: &mut UndoLog) {
+    let paths = &log.paths[..];
+    for u in log.steps.drain(..).rev() {
         match u {
-            Undo::Snapshot { loc, key, before } => match (container_mut(root, loc.keys()), key) {
-                (Some(Container::Top(e)), K::Doc) => *e = before.unwrap_or_default(),
-                (Some(Container::Map(m)), K::Str(s)) => match before {
-                    Some(b) => {
-                        m.entries.insert(s, b);
+            Undo::Snapshot(snap) => {
+                let Snapshot { loc, key, before } = *snap;
+                match (container_mut(root, loc.keys(paths)), key) {
+                    (Some(Container::Top(e)), K::Doc) => *e = before.unwrap_or_default(),
+                    (Some(Container::Map(m)), K::Str(s)) => match before {
+                        Some(b) => {
+                            m.entries.insert(s, b);
+                        }
+                        None => {
+                            m.entries.remove(&s);
+                        }
+                    },
+                    (Some(Container::List(l)), K::Elem(id)) => {
+                        if let Some(b) = before {
+                            l.elems.insert(id, b);
+                        }
                     }
-                    None => {
-                        m.entries.remove(&s);
-                    }
-                },
-                (Some(Container::List(l)), K::Elem(id)) => {
-                    if let Some(b) = before {
-                        l.elems.insert(id, b);
-                    }
+                    _ => {}
                 }
-                _ => {}
-            },
+            }
             Undo::PresAdded { entry, id } => {
-                if let Some((parent, tag, key)) = entry.split_last() {
+                if let Some((parent, tag, key)) = entry.split_last(paths) {
                     if let Some(e) = entry_mut(root, parent, key) {
                         e.pres_mut(tag).remove(id);
                     }
                 }
             }
             Undo::ChildCreated { entry } => {
-                if let Some((parent, tag, key)) = entry.split_last() {
+                if let Some((parent, tag, key)) = entry.split_last(paths) {
                     if let Some(e) = entry_mut(root, parent, key) {
                         match tag {
                             Tag::Map => e.map = None,
@@ -722,25 +830,25 @@ pub(crate) fn rollback(root: &mut Entry, undo: Vec<Undo>) {
                 }
             }
             Undo::EntryCreated { entry } => {
-                if let Some((parent, _, K::Str(key))) = entry.split_last() {
+                if let Some((parent, _, K::Str(key))) = entry.split_last(paths) {
                     if let Some(Container::Map(m)) = container_mut(root, parent) {
                         m.entries.remove(key);
                     }
                 }
             }
             Undo::ElemInserted { loc, id } => {
-                if let Some(Container::List(l)) = container_mut(root, loc.keys()) {
+                if let Some(Container::List(l)) = container_mut(root, loc.keys(paths)) {
                     l.seq.remove(id);
                     l.elems.remove(&id);
                 }
             }
             Undo::Visibility { loc, id, before } => {
-                if let Some(Container::List(l)) = container_mut(root, loc.keys()) {
+                if let Some(Container::List(l)) = container_mut(root, loc.keys(paths)) {
                     l.seq.set_visible(id, before);
                 }
             }
             Undo::MadeComplex { loc, id, before } => {
-                if let Some(Container::List(l)) = container_mut(root, loc.keys()) {
+                if let Some(Container::List(l)) = container_mut(root, loc.keys(paths)) {
                     l.elems.remove(&id);
                     l.seq.set_content(id, before);
                 }
@@ -785,7 +893,7 @@ fn entry_mut<'a>(root: &'a mut Entry, loc: &[(Tag, K)], key: &K) -> Option<&'a m
 /// them), but then nothing below them can name an element.
 pub(crate) fn check(
     root: &Entry,
-    cur: &ICursor,
+    cur: &ICursor<'_>,
     op: Id,
     in_past: &mut dyn FnMut(Id) -> bool,
     actors: &ActorTable,

@@ -83,7 +83,7 @@ pub use value::{Value, MAX_STRING_LEN};
 
 mod value;
 
-use apply::{check, rollback, Applier, ICursor, IMut, K};
+use apply::{check, rollback, Applier, ICursor, IMut, IPath, UndoLog, K};
 use id::{ActorTable, Id};
 use node::Entry;
 
@@ -108,6 +108,13 @@ pub struct Doc {
     pub(crate) root: Entry,
     /// Number of operations applied.
     pub(crate) op_count: u64,
+    /// The path of the last op applied, interned: consecutive ops on one container (typing)
+    /// share it instead of interning their path again. A memo only: it is compared key by
+    /// key with each new op's path under the current actor table before it is reused.
+    pub(crate) last_path: IPath,
+    /// The undo log of the open transaction (or multi-op batch). Empty otherwise; kept here
+    /// so that each transaction does not allocate its own.
+    pub(crate) undo: UndoLog,
 }
 
 /// Outcome of [`Doc::apply_change`].
@@ -132,6 +139,8 @@ impl Doc {
             local,
             root: Entry::default(),
             op_count: 0,
+            last_path: IPath::from([]),
+            undo: UndoLog::default(),
         }
     }
 
@@ -278,22 +287,25 @@ impl Doc {
         let a = self.intern(actor);
         let saved = (self.max_counter, self.actor_max[a as usize], self.op_count);
         // A single op is checked in full before it changes anything, so it needs no undo log.
-        let mut undo = (n > 1).then(Vec::new);
-        let mut patches = Vec::new();
+        let log = n > 1;
+        self.undo.reset();
+        // Usually one patch per op; sized so that a one-op change does not over-allocate.
+        let mut patches = Vec::with_capacity(n.min(16));
         let mut result = Ok(());
         for (i, op) in ops.iter().enumerate() {
             let id = Id::new(start + i as u64, a);
             if let Err(e) =
-                self.apply_one(id, op, Some(start), past, undo.as_mut(), Some(&mut patches))
+                self.apply_one(id, op, Some(start), past, log, Some(&mut patches), false)
             {
                 result = Err(e);
                 break;
             }
         }
+        if result.is_err() && log {
+            rollback(&mut self.root, &mut self.undo);
+        }
+        self.undo.reset();
         if let Err(e) = result {
-            if let Some(undo) = undo {
-                rollback(&mut self.root, undo);
-            }
             self.max_counter = saved.0;
             self.actor_max[a as usize] = saved.1;
             self.op_count = saved.2;
@@ -309,28 +321,42 @@ impl Doc {
     /// Applies one op with id `id`. `batch_start` is the first counter of the batch `id` belongs
     /// to (ops of the batch before `id` are in its past); `None` for a local op, whose causal
     /// past is everything applied.
+    ///
+    /// The elements the op names are checked (they exist, and are in its causal past) before
+    /// anything changes, unless `known_elems`: only for local ops the library built itself
+    /// from elements it just looked up. With `log`, every change is recorded in `self.undo`;
+    /// with `patches`, the visible effects are pushed there.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply_one(
         &mut self,
         id: Id,
         op: &OpBody,
         batch_start: Option<u64>,
         past: &dyn CausalPast,
-        undo: Option<&mut Vec<apply::Undo>>,
+        log: bool,
         patches: Option<&mut Vec<Patch>>,
+        known_elems: bool,
     ) -> Result<(), DocError> {
-        let icur = self.intern_cursor(&op.cursor, id)?;
+        let key = self.intern_cursor(&op.cursor, id)?;
+        let icur = ICursor {
+            path: &self.last_path,
+            key,
+        };
         let actors = &self.actors;
         let mut in_past = |x: Id| match batch_start {
             None => true,
             Some(s) if x.actor == id.actor && x.counter >= s => x.counter < id.counter,
             Some(_) => past.contains(x.counter, actors.actor(x.actor)),
         };
-        check(&self.root, &icur, id, &mut in_past, actors)?;
+        if !(known_elems && batch_start.is_none()) {
+            check(&self.root, &icur, id, &mut in_past, actors)?;
+        }
         let m = match &op.mutation {
             Mutation::Assign(v) => IMut::Assign(v),
             Mutation::Insert(v) => IMut::Insert(v),
             Mutation::Delete => IMut::Delete,
         };
+        let undo = log.then_some(&mut self.undo);
         Applier::new(actors, id, &mut in_past, undo, patches).apply(&mut self.root, &icur, &m)?;
         self.max_counter = self.max_counter.max(id.counter);
         let slot = &mut self.actor_max[id.actor as usize];
@@ -339,33 +365,92 @@ impl Doc {
         Ok(())
     }
 
-    /// Converts a cursor to interned form. An element whose actor is unknown cannot exist.
-    fn intern_cursor(&self, cur: &Cursor, op: Id) -> Result<ICursor, DocError> {
-        let key = |k: &Key| -> Result<K, DocError> {
-            Ok(match k {
-                Key::Doc => K::Doc,
-                Key::Str(s) => K::Str(s.clone()),
-                Key::Head => K::Head,
-                Key::Elem(e) => {
-                    K::Elem(
-                        self.actors
-                            .find(e)
-                            .ok_or_else(|| DocError::MissingElement {
-                                op: self.actors.op_id(op),
-                                elem: e.clone(),
-                            })?,
-                    )
-                }
-            })
-        };
-        let path = cur
-            .path
-            .iter()
-            .map(|(t, k)| Ok((*t, key(k)?)))
-            .collect::<Result<std::rc::Rc<[(Tag, K)]>, DocError>>()?;
-        Ok(ICursor {
-            path,
-            key: key(&cur.key)?,
+    /// Interned form of a key. An element whose actor is unknown cannot exist.
+    fn intern_key(&self, k: &Key, op: Id) -> Result<K, DocError> {
+        Ok(match k {
+            Key::Doc => K::Doc,
+            Key::Str(s) => K::Str(s.clone()),
+            Key::Head => K::Head,
+            Key::Elem(e) => {
+                K::Elem(
+                    self.actors
+                        .find(e)
+                        .ok_or_else(|| DocError::MissingElement {
+                            op: self.actors.op_id(op),
+                            elem: e.clone(),
+                        })?,
+                )
+            }
         })
+    }
+
+    /// True if `k` interns to `ik` under the current actor table.
+    fn key_is(&self, k: &Key, ik: &K) -> bool {
+        match (k, ik) {
+            (Key::Doc, K::Doc) | (Key::Head, K::Head) => true,
+            (Key::Str(a), K::Str(b)) => a == b,
+            (Key::Elem(e), K::Elem(id)) => {
+                e.counter == id.counter && self.actors.get(id.actor) == Some(&e.actor)
+            }
+            _ => false,
+        }
+    }
+
+    /// Converts a cursor to interned form: its path becomes `self.last_path` (reused as it
+    /// is if it is the same path, so consecutive ops on one container share it), and its final
+    /// key is returned. An element whose actor is unknown cannot exist.
+    fn intern_cursor(&mut self, cur: &Cursor, op: Id) -> Result<K, DocError> {
+        let p = &self.last_path;
+        let same = p.len() == cur.path.len()
+            && p.iter()
+                .zip(&cur.path)
+                .all(|((it, ik), (t, k))| it == t && self.key_is(k, ik));
+        if !same {
+            self.last_path = cur
+                .path
+                .iter()
+                .map(|(t, k)| Ok((*t, self.intern_key(k, op)?)))
+                .collect::<Result<IPath, DocError>>()?;
+        }
+        self.intern_key(&cur.key, op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use serde_json::json;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn a_leaked_transaction_keeps_its_ops_and_is_not_rolled_back_by_the_next() {
+        let mut d = Doc::new(ActorId::from_u64(1));
+        let _ = d.transact(|tx| tx.set("text", json!([]))).unwrap();
+        let mut tx = d.transaction();
+        tx.splice_text("text", 0, 0, "ab").unwrap();
+        std::mem::forget(tx);
+        assert_eq!(d.text("text").unwrap(), "ab");
+        let r = d.transact(|tx| {
+            tx.splice_text("text", 2, 0, "c")?;
+            tx.set("x", 1)?;
+            Err::<(), _>(DocError::NotFound { path: "/".into() })
+        });
+        assert!(r.is_err());
+        assert_eq!(d.text("text").unwrap(), "ab");
+        assert_eq!(d.get("x"), None);
+        let c = d.transact(|tx| tx.splice_text("text", 2, 0, "c")).unwrap();
+        assert_eq!(d.text("text").unwrap(), "abc");
+        assert_eq!(c.change.map(|c| c.ops.len()), Some(1));
+    }
+
+    #[test]
+    fn doc_and_its_public_types_are_send_and_sync() {
+        assert_send_sync::<Doc>();
+        assert_send_sync::<Change>();
+        assert_send_sync::<Patch>();
+        assert_send_sync::<ActorId>();
+        assert_send_sync::<Clock>();
     }
 }

@@ -118,6 +118,10 @@ impl From<&Path> for Path {
 /// key, so `"title"` and `"/title"` both name the root key `title`.
 impl From<&str> for Path {
     fn from(s: &str) -> Self {
+        if !s.is_empty() && !s.starts_with('/') {
+            // Not a pointer (the common `"title"`): skip the parser and its error.
+            return Path(vec![PathSeg::Key(s.to_owned())]);
+        }
         Path::parse_pointer(s).unwrap_or_else(|_| Path(vec![PathSeg::Key(s.to_owned())]))
     }
 }

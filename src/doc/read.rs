@@ -394,7 +394,8 @@ impl Doc {
     /// Resolves a path against the current state. `write` allows map keys that do not exist
     /// yet (they are created by the op, rule CHILD-GET) and returns the cursor to write at.
     pub(crate) fn resolve(&self, path: &Path, write: bool) -> Result<Resolved<'_>, DocError> {
-        let mut cpath: Vec<(Tag, Key)> = Vec::new();
+        // One more than needed here: callers that want a list's children push its key.
+        let mut cpath: Vec<(Tag, Key)> = Vec::with_capacity(path.0.len() + 1);
         let mut key = Key::Doc;
         let mut view = View::Entry(&self.root);
         for (n, seg) in path.0.iter().enumerate() {
@@ -412,11 +413,12 @@ impl Doc {
             };
             // A key segment that is all digits indexes a list when the entry shows a list.
             let seg = match seg {
-                PathSeg::Key(s) => match (entry, s.parse::<usize>()) {
-                    (Some(e), Ok(i))
-                        if e.list.is_some() && Ns::shown(e, &self.actors) == Some(Ns::List) =>
-                    {
-                        PathSeg::Index(i)
+                PathSeg::Key(s) => match entry {
+                    Some(e) if e.list.is_some() && Ns::shown(e, &self.actors) == Some(Ns::List) => {
+                        match s.parse::<usize>() {
+                            Ok(i) => PathSeg::Index(i),
+                            Err(_) => seg.clone(),
+                        }
                     }
                     _ => seg.clone(),
                 },

@@ -7,12 +7,13 @@
 
 use std::ops::Deref;
 
-use super::apply::{rollback, Undo};
+use super::apply::rollback;
 use super::error::DocError;
 use super::id::{Clock, Id};
 use super::op::{Change, Cursor, Key, Mutation, OpBody, Tag};
 use super::patch::Patch;
 use super::path::Path;
+use super::read::View;
 use super::value::Value;
 use super::{ActorId, Doc};
 
@@ -23,7 +24,6 @@ pub struct Transaction<'d> {
     start: u64,
     saved: (u64, u64, u64),
     ops: Vec<OpBody>,
-    undo: Vec<Undo>,
     patches: Vec<Patch>,
     done: bool,
 }
@@ -59,12 +59,14 @@ impl Doc {
     pub fn transaction(&mut self) -> Transaction<'_> {
         let local = self.local as usize;
         let saved = (self.max_counter, self.actor_max[local], self.op_count);
+        // Whatever a transaction that was leaked (never committed nor dropped) left there is
+        // not this one's to undo.
+        self.undo.reset();
         Transaction {
             start: self.max_counter.saturating_add(1),
             doc: self,
             saved,
             ops: Vec::new(),
-            undo: Vec::new(),
             patches: Vec::new(),
             done: false,
         }
@@ -86,17 +88,7 @@ impl Doc {
         let change = if local.ops.is_empty() {
             None
         } else {
-            // deps = everything applied before the transaction: the clock now, with the
-            // local actor's entry put back to where it was.
-            let mut deps = self.clock();
-            let mut fixed = Clock::new();
-            for (a, c) in deps.iter() {
-                let c = if *a == local.actor { prev_local } else { c };
-                if c > 0 {
-                    fixed.observe(a, c);
-                }
-            }
-            deps = fixed;
+            let deps = self.deps_before(prev_local);
             Some(Change {
                 actor: local.actor,
                 start: local.start,
@@ -109,6 +101,34 @@ impl Doc {
             change,
             patches: local.patches,
         })
+    }
+}
+
+impl Doc {
+    /// Everything applied before a local transaction: the clock now, with the local actor's
+    /// entry put back to `prev_local`, its greatest counter before the transaction.
+    fn deps_before(&self, prev_local: u64) -> Clock {
+        let local = self.local as usize;
+        let counter = |i: usize, c: u64| if i == local { prev_local } else { c };
+        let mut known = self
+            .actor_max
+            .iter()
+            .enumerate()
+            .filter(|&(i, &c)| counter(i, c) > 0);
+        match (known.next(), known.next()) {
+            (None, _) => Clock::new(),
+            // One author so far: no allocation.
+            (Some((i, &c)), None) => Clock::one(self.actors.actor(i as u32).clone(), counter(i, c)),
+            _ => Clock::from_entries(
+                self.actor_max
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| (i, counter(i, c)))
+                    .filter(|&(_, c)| c > 0)
+                    .map(|(i, c)| (self.actors.actor(i as u32).clone(), c))
+                    .collect(),
+            ),
+        }
     }
 }
 
@@ -131,6 +151,7 @@ impl Transaction<'_> {
     /// Keeps every operation made and returns them.
     pub fn commit(mut self) -> LocalOps {
         self.done = true;
+        self.doc.undo.reset();
         LocalOps {
             actor: self.doc.actor().clone(),
             start: self.start,
@@ -146,7 +167,8 @@ impl Transaction<'_> {
     }
 
     fn rollback_now(&mut self) {
-        rollback(&mut self.doc.root, std::mem::take(&mut self.undo));
+        rollback(&mut self.doc.root, &mut self.doc.undo);
+        self.doc.undo.reset();
         let local = self.doc.local as usize;
         (
             self.doc.max_counter,
@@ -167,6 +189,13 @@ impl Transaction<'_> {
     fn make(&mut self, cursor: Cursor, mutation: Mutation) -> Result<Id, DocError> {
         let body = OpBody { cursor, mutation };
         body.validate()?;
+        self.make_valid(body, false)
+    }
+
+    /// [`Transaction::make`] for an op already known to be valid (built here, from parts
+    /// that were checked). `known_elems`: every element it names was just looked up in the
+    /// document, so it need not be checked again.
+    fn make_valid(&mut self, body: OpBody, known_elems: bool) -> Result<Id, DocError> {
         let counter = self
             .doc
             .max_counter
@@ -174,14 +203,23 @@ impl Transaction<'_> {
             .filter(|&c| c <= super::MAX_COUNTER)
             .ok_or(DocError::CounterOverflow)?;
         let id = Id::new(counter, self.doc.local);
+        if self.patches.capacity() == 0 {
+            // Usually one patch per op; most transactions make one op.
+            self.patches.reserve_exact(1);
+        }
         self.doc.apply_one(
             id,
             &body,
             None,
             &Clock::new(),
-            Some(&mut self.undo),
+            true,
             Some(&mut self.patches),
+            known_elems,
         )?;
+        if self.ops.capacity() == 0 {
+            // Most transactions make one op: do not allocate room for four.
+            self.ops.reserve_exact(1);
+        }
         self.ops.push(body);
         Ok(id)
     }
@@ -301,28 +339,35 @@ impl Transaction<'_> {
         text: &str,
     ) -> Result<(), DocError> {
         let path = path.into();
-        let list_cur = self.doc.resolve(&path, false)?.cursor;
-        let len = self.doc.list_at(&path)?.seq.len();
-        let end = index
-            .checked_add(delete)
-            .filter(|&e| e <= len)
-            .ok_or_else(|| DocError::IndexOutOfRange {
-                index: index.saturating_add(delete),
-                len,
+        // Resolve once: the list's cursor, the elements to delete and the one to insert after.
+        // Those are fixed elements (held by id), so later ops in this splice do not move them.
+        let (lpath, doomed, mut prev) = {
+            let r = self.doc.resolve(&path, false)?;
+            let list = match r.view {
+                View::Entry(e) => e.list.as_deref(),
+                _ => None,
+            }
+            .ok_or_else(|| DocError::WrongType {
+                expected: "list",
                 path: path.to_string(),
             })?;
-        let mut lpath = list_cur.path;
-        lpath.push((Tag::List, list_cur.key));
-        // Look everything up once: the elements to delete and the one to insert after are
-        // fixed elements (held by id), so later ops in this splice do not move them.
-        let (doomed, mut prev) = {
-            let list = self.doc.list_at(&path)?;
+            let len = list.seq.len();
+            let end = index
+                .checked_add(delete)
+                .filter(|&e| e <= len)
+                .ok_or_else(|| DocError::IndexOutOfRange {
+                    index: index.saturating_add(delete),
+                    len,
+                    path: path.to_string(),
+                })?;
             let actors = &self.doc.actors;
             let doomed: Vec<super::OpId> = (index..end)
                 .filter_map(|i| list.seq.nth_visible(i))
                 .map(|id| actors.op_id(id))
                 .collect();
             let prev = match index.checked_sub(1) {
+                // Not needed (and `index <= len` means it exists).
+                _ if text.is_empty() => Key::Head,
                 None => Key::Head,
                 Some(i) => match list.seq.nth_visible(i) {
                     Some(id) => Key::Elem(actors.op_id(id)),
@@ -333,26 +378,62 @@ impl Transaction<'_> {
                     }
                 },
             };
-            (doomed, prev)
+            let mut lpath = r.cursor.path;
+            lpath.push((Tag::List, r.cursor.key));
+            (lpath, doomed, prev)
+        };
+        if doomed.is_empty() && text.is_empty() {
+            return Ok(());
+        }
+        // Every op below is a delete of an element of this list or an insert of one character
+        // into it: valid iff an insert at the head of this list is.
+        let probe = OpBody {
+            cursor: Cursor {
+                path: lpath,
+                key: Key::Head,
+            },
+            mutation: Mutation::Insert(Value::Null),
+        };
+        probe.validate()?;
+        let mut lpath = probe.cursor.path;
+        // Each op gets a copy of the list path, the last one the original.
+        let mut left = doomed.len() + text.chars().count();
+        let mut path_for_op = || {
+            left -= 1;
+            if left == 0 {
+                std::mem::take(&mut lpath)
+            } else {
+                lpath.clone()
+            }
         };
         for id in doomed {
-            self.make(
-                Cursor {
-                    path: lpath.clone(),
-                    key: Key::Elem(id),
+            self.make_valid(
+                OpBody {
+                    cursor: Cursor {
+                        path: path_for_op(),
+                        key: Key::Elem(id),
+                    },
+                    mutation: Mutation::Delete,
                 },
-                Mutation::Delete,
+                true,
             )?;
         }
-        for c in text.chars() {
-            let id = self.make(
-                Cursor {
-                    path: lpath.clone(),
-                    key: prev,
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            let id = self.make_valid(
+                OpBody {
+                    cursor: Cursor {
+                        path: path_for_op(),
+                        key: prev,
+                    },
+                    mutation: Mutation::Insert(Value::from(c)),
                 },
-                Mutation::Insert(Value::from(c)),
+                true,
             )?;
-            prev = Key::Elem(self.doc.actors.op_id(id));
+            prev = match chars.peek() {
+                Some(_) => Key::Elem(self.doc.actors.op_id(id)),
+                None => Key::Head,
+            };
         }
         Ok(())
     }

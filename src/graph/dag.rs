@@ -52,8 +52,40 @@ pub(crate) struct Entry {
     pub deps: Box<[Idx]>,
     /// Version vector of the node's causal past, itself included.
     pub vv: Vv,
-    /// The signed node exactly as received, to answer catch-up requests.
+    /// The signed node exactly as received, to answer catch-up requests. Empty for an
+    /// opaque node (a skeleton: structure known, content never seen).
     pub bytes: Box<[u8]>,
+    /// True for a skeleton.
+    pub opaque: bool,
+}
+
+/// The structure of a node that [`Dag::check`] validates and [`Dag::insert`] records: all a
+/// node contributes to the graph besides its bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape<'a> {
+    pub hash: NodeHash,
+    pub author: DeviceId,
+    pub seq: u64,
+    pub lamport: u64,
+    pub lamport_end: u64,
+    pub ops: u32,
+    pub deps: &'a [NodeHash],
+}
+
+impl<'a> Shape<'a> {
+    pub(crate) fn of(node: &'a VerifiedNode) -> Self {
+        let body = node.body();
+        Shape {
+            hash: node.hash(),
+            author: body.author,
+            seq: body.seq,
+            lamport: body.lamport,
+            lamport_end: body.lamport_end(),
+            // At most MAX_OPS_PER_NODE.
+            ops: u32::try_from(body.op_count()).unwrap_or(u32::MAX),
+            deps: &body.deps,
+        }
+    }
 }
 
 /// What [`Dag::check`] learned about a node that passed: its place in the graph.
@@ -142,11 +174,10 @@ impl Dag {
 
     /// Validates `node` against its causal past: every dependency applied, the sequence rule,
     /// the previous-node rule, and the Lamport rule. Changes nothing.
-    pub(crate) fn check(&self, node: &VerifiedNode) -> Result<Checked, GraphError> {
-        let body = node.body();
+    pub(crate) fn check(&self, body: &Shape<'_>) -> Result<Checked, GraphError> {
         let mut deps = Vec::with_capacity(body.deps.len());
         let mut max_end = 0u64;
-        for d in &body.deps {
+        for d in body.deps {
             let i = self.idx(d).ok_or(GraphError::Internal(
                 "checked a node whose dependencies are missing",
             ))?;
@@ -217,8 +248,17 @@ impl Dag {
 
     /// Adds a checked node (keeping its bytes, not a copy) and returns its index.
     pub(crate) fn insert(&mut self, node: VerifiedNode, checked: Checked) -> Idx {
-        let body = node.body();
-        let hash = node.hash();
+        let i = self.insert_shape(&Shape::of(&node), checked, false);
+        if let Some(e) = self.nodes.get_mut(i as usize) {
+            e.bytes = node.into_bytes();
+        }
+        i
+    }
+
+    /// Adds a checked node's structure; its bytes are empty until [`Dag::insert`] sets them,
+    /// or stay empty for an opaque node.
+    pub(crate) fn insert_shape(&mut self, body: &Shape<'_>, checked: Checked, opaque: bool) -> Idx {
+        let hash = body.hash;
         let a = match self.author_index.get(&body.author) {
             Some(&a) => a,
             None => {
@@ -262,15 +302,48 @@ impl Dag {
             author: a,
             seq: body.seq,
             lamport: body.lamport,
-            lamport_end: body.lamport_end(),
-            // At most MAX_OPS_PER_NODE.
-            ops: u32::try_from(body.op_count()).unwrap_or(u32::MAX),
+            lamport_end: body.lamport_end,
+            ops: body.ops,
             deps: checked.deps,
             vv,
-            bytes: node.into_bytes(),
+            bytes: Box::default(),
+            opaque,
         });
         self.index.insert(hash, i);
         i
+    }
+
+    /// True if node `a` is node `b` or in its causal past: the version-vector fast path, then
+    /// a search bounded by `a`'s Lamport counter if `a`'s `(author, seq)` is forked (see
+    /// [`GraphPast`]).
+    pub(crate) fn is_ancestor(&self, a: Idx, b: Idx) -> bool {
+        if a == b {
+            return true;
+        }
+        let (Some(ea), Some(eb)) = (self.entry(a), self.entry(b)) else {
+            return false;
+        };
+        if eb.vv.get(ea.author) < ea.seq {
+            return false;
+        }
+        if !self.forked(ea.author, ea.seq) {
+            return true;
+        }
+        let mut seen: HashSet<Idx> = HashSet::new();
+        let mut stack = vec![b];
+        while let Some(i) = stack.pop() {
+            let Some(e) = self.entry(i) else { continue };
+            for &d in e.deps.iter() {
+                if d == a {
+                    return true;
+                }
+                let above = self.entry(d).is_some_and(|x| x.lamport >= ea.lamport);
+                if above && seen.insert(d) {
+                    stack.push(d);
+                }
+            }
+        }
+        false
     }
 
     fn forked(&self, author: u32, seq: u64) -> bool {

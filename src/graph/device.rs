@@ -57,6 +57,12 @@ impl Device {
         frame(&body, &self.sign_body(&body))
     }
 
+    /// The signing key, for the group layer's contact cards and direct envelopes (each under
+    /// its own signature label, so no signature can pass for another kind).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// Signs `NODE_LABEL ‖ body`.
     pub(crate) fn sign_body(&self, body: &[u8]) -> [u8; SIGNATURE_LEN] {
         let mut msg = Vec::with_capacity(NODE_LABEL.len() + body.len());

@@ -7,9 +7,11 @@
 //! * Authentication and context failures ([`GraphError::BadSignature`],
 //!   [`GraphError::WrongGroup`]): also not remembered, because a body with a corrupted
 //!   signature has the same hash as the genuine node.
-//! * Invalid nodes: correctly signed, but breaking a rule of the graph or of the payload.
-//!   Their hash is remembered and they are never validated again
-//!   ([`GraphError::is_invalid_node`]).
+//! * Invalid nodes: correctly signed, but breaking a rule of the graph or of the payload
+//!   (including the group layer's rules, [`GraphError::Refused`]). Their hash is remembered
+//!   and they are never validated again ([`GraphError::is_invalid_node`]).
+//! * [`GraphError::NotApplied`]: a layer above declined a node for a reason outside the
+//!   node (its delivery); not remembered.
 //!
 //! Every rejection leaves the log and the document as they were, apart from remembering the
 //! hash of an invalid node.
@@ -183,6 +185,28 @@ pub enum DecodeError {
         /// The kind asked for.
         expected: &'static str,
     },
+    /// A field that must not be empty is (for example a group payload).
+    #[error("empty {what}")]
+    Empty {
+        /// The field.
+        what: &'static str,
+    },
+    /// A count above its limit, in a structure of a layer above that reuses this codec.
+    #[error("{count} {what}, at most {max} allowed")]
+    LimitExceeded {
+        /// What was counted.
+        what: &'static str,
+        /// Count claimed.
+        count: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A list that must be sorted and unique is not.
+    #[error("{what} are not sorted and unique")]
+    NotSorted {
+        /// The list.
+        what: &'static str,
+    },
 }
 
 /// Why a node or sync message was rejected, or a local change failed.
@@ -290,6 +314,23 @@ pub enum GraphError {
         /// The limit.
         max: usize,
     },
+    /// Invalid: the state the log feeds (the group layer: membership, roles, keys) refused the
+    /// payload. That layer reports the precise reason; this names it briefly. Remembered like
+    /// every invalid node.
+    #[error("refused by the group layer: {0}")]
+    Refused(&'static str),
+    /// Not applied, for a reason outside the node itself (how it was delivered, for example
+    /// an envelope naming epochs the node cannot have been encrypted under). The node is not
+    /// remembered as invalid and may be received again.
+    #[error("not applied: {0}")]
+    NotApplied(&'static str),
+    /// A skeleton names a dependency that is not in the graph (skeletons are inserted in
+    /// topological order, dependencies first).
+    #[error("dependency {dep:?} is not in the graph")]
+    MissingDependency {
+        /// The missing dependency.
+        dep: NodeHash,
+    },
     /// This device's sequence number or the Lamport clock is exhausted.
     #[error("sequence number or Lamport counter exhausted")]
     CounterOverflow,
@@ -314,6 +355,7 @@ impl GraphError {
                 | GraphError::UnknownNode { .. }
                 | GraphError::ElementOutOfRange { .. }
                 | GraphError::Doc(_)
+                | GraphError::Refused(_)
         )
     }
 }

@@ -62,7 +62,25 @@ id32! {
 }
 
 id32! {
-    /// A group's identity. The group layer derives it from the group's genesis op; this layer
-    /// only checks that every node names the group of the log it enters.
+    /// A group's identity: the hash ([`NodeHash`]) of the group's genesis node, so that a
+    /// group id is self-certifying. The genesis node itself names [`GroupId::GENESIS`] (it
+    /// cannot name its own hash); every other node names the group id. This layer checks that
+    /// every node names the group of the log it enters, or is that group's genesis.
     GroupId
+}
+
+impl GroupId {
+    /// The group field of a genesis node: all zeros. A log accepts a node with this group
+    /// field only if the node's hash is the log's group id.
+    pub const GENESIS: GroupId = GroupId([0; 32]);
+
+    /// The group whose genesis node has hash `genesis`.
+    pub const fn from_genesis(genesis: NodeHash) -> Self {
+        GroupId(genesis.0)
+    }
+
+    /// True if `node` is this group's genesis node.
+    pub fn is_genesis(&self, node: &NodeHash) -> bool {
+        self.0 == node.0
+    }
 }

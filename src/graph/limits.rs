@@ -87,6 +87,10 @@ pub struct Limits {
     pub pending_per_author: usize,
     /// Most nodes validated and applied per call of `receive` or `drain`.
     pub drain_per_call: usize,
+    /// Largest node this replica makes (signed bytes), at most [`MAX_NODE_SIZE`]. The group
+    /// layer lowers it so that every node fits one envelope under the transport's limit;
+    /// received nodes are still accepted up to [`MAX_NODE_SIZE`].
+    pub max_local_node: usize,
 }
 
 impl Default for Limits {
@@ -96,6 +100,7 @@ impl Default for Limits {
             pending_bytes: DEFAULT_PENDING_BYTES,
             pending_per_author: DEFAULT_PENDING_PER_AUTHOR,
             drain_per_call: DEFAULT_DRAIN_PER_CALL,
+            max_local_node: MAX_NODE_SIZE,
         }
     }
 }
@@ -127,5 +132,18 @@ impl Limits {
     pub fn with_drain_per_call(mut self, n: usize) -> Self {
         self.drain_per_call = n;
         self
+    }
+
+    /// Sets [`Limits::max_local_node`] (clamped to [`MAX_NODE_SIZE`]).
+    #[must_use]
+    pub fn with_max_local_node(mut self, n: usize) -> Self {
+        self.max_local_node = n.min(MAX_NODE_SIZE);
+        self
+    }
+
+    /// The effective largest local node: [`Limits::max_local_node`], at most
+    /// [`MAX_NODE_SIZE`].
+    pub fn local_node_limit(&self) -> usize {
+        self.max_local_node.min(MAX_NODE_SIZE)
     }
 }

@@ -3,13 +3,14 @@
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use super::buffer::Buffer;
-use super::dag::{Dag, GraphPast};
+use super::dag::{Dag, GraphPast, Shape};
 use super::error::GraphError;
 use super::id::{DeviceId, GroupId, NodeHash};
 use super::limits::{
     Limits, MAX_ANSWER_BYTES, MAX_ANSWER_NODES, MAX_HAVE_HEADS, MAX_REMEMBERED_INVALID, MAX_WANT,
 };
 use super::node::{KeyCache, SignedNode, VerifiedNode};
+use super::skeleton::Skeleton;
 use super::sync::{Have, Want};
 use super::wire::NodeBody;
 
@@ -18,8 +19,9 @@ use super::wire::NodeBody;
 ///
 /// This is the extension point for the layers above. [`SignedDoc`](super::SignedDoc) applies
 /// [`Payload::Crdt`](super::Payload::Crdt) to a [`Doc`](crate::doc::Doc); the group layer
-/// will wrap it, match on its own payload kinds (membership, keys), and run its validation
-/// rules here, with [`Ready::past`] to ask causal questions.
+/// ([`crate::group`]) wraps it, decodes its own [`Payload::Group`](super::Payload::Group)
+/// kinds (membership, keys), and runs its validation rules here, with [`Ready::past`] to ask
+/// causal questions.
 pub trait Apply {
     /// What applying one node produces (for a document: its patches).
     type Effect;
@@ -55,6 +57,9 @@ pub struct NodeInfo {
     pub lamport: u64,
     /// Number of document operations it carries.
     pub op_count: u32,
+    /// True if only the node's skeleton is known (see [`Log::insert_skeleton`]): its content
+    /// was never seen.
+    pub opaque: bool,
 }
 
 impl Ready<'_> {
@@ -87,6 +92,7 @@ fn info(dag: &Dag, hash: &NodeHash) -> Option<NodeInfo> {
         seq: e.seq,
         lamport: e.lamport,
         op_count: e.ops,
+        opaque: e.opaque,
     })
 }
 
@@ -229,9 +235,57 @@ impl Log {
         info(&self.dag, hash)
     }
 
-    /// The bytes of an applied node, exactly as received or made.
+    /// The bytes of an applied node, exactly as received or made (`None` for an opaque node).
     pub fn node_bytes(&self, hash: &NodeHash) -> Option<&[u8]> {
-        self.dag.get(hash).map(|e| &e.bytes[..])
+        self.dag
+            .get(hash)
+            .filter(|e| !e.opaque)
+            .map(|e| &e.bytes[..])
+    }
+
+    /// True if node `ancestor` is node `of` or in its causal past (both applied or opaque).
+    pub fn is_ancestor(&self, ancestor: &NodeHash, of: &NodeHash) -> bool {
+        match (self.dag.idx(ancestor), self.dag.idx(of)) {
+            (Some(a), Some(b)) => self.dag.is_ancestor(a, b),
+            _ => false,
+        }
+    }
+
+    /// True if `hash` is an opaque node (only its skeleton is known).
+    pub fn is_opaque(&self, hash: &NodeHash) -> bool {
+        self.dag.get(hash).is_some_and(|e| e.opaque)
+    }
+
+    /// The skeleton of an applied or opaque node.
+    pub fn skeleton(&self, hash: &NodeHash) -> Option<Skeleton> {
+        let e = self.dag.get(hash)?;
+        let deps = e
+            .deps
+            .iter()
+            .filter_map(|&i| self.dag.entry(i).map(|d| d.hash))
+            .collect();
+        Some(Skeleton::new(
+            e.hash,
+            self.dag.author(e.author)?,
+            e.seq,
+            e.lamport,
+            e.ops,
+            deps,
+        ))
+    }
+
+    /// Whether `node` names this log's group: its group field is the log's group, or the node
+    /// is the group's genesis (group field [`GroupId::GENESIS`], hash equal to the group id).
+    fn check_group(&self, node: &SignedNode) -> Result<(), GraphError> {
+        let found = node.body().group;
+        if found == self.group || (found == GroupId::GENESIS && self.group.is_genesis(&node.hash()))
+        {
+            return Ok(());
+        }
+        Err(GraphError::WrongGroup {
+            expected: self.group,
+            found,
+        })
     }
 
     /// Hashes of all applied nodes, in the order they were applied (a topological order).
@@ -322,13 +376,7 @@ impl Log {
         if self.is_invalid(&hash) {
             return Err(GraphError::KnownInvalid { hash });
         }
-        let found = node.body().group;
-        if found != self.group {
-            return Err(GraphError::WrongGroup {
-                expected: self.group,
-                found,
-            });
-        }
+        self.check_group(&node)?;
         let node = node.verify_cached(&mut self.keys)?;
         if let Some(&dep) = node.body().deps.iter().find(|d| self.is_invalid(d)) {
             self.reject(hash);
@@ -386,14 +434,15 @@ impl Log {
     }
 
     /// Validates and applies a node whose dependencies are all applied; on success inserts it
-    /// and queues the parked nodes it unblocks; on failure rejects it.
+    /// and queues the parked nodes it unblocks; on failure rejects it (except for
+    /// [`GraphError::NotApplied`], which drops it without remembering it).
     fn integrate<A: Apply>(
         &mut self,
         node: VerifiedNode,
         state: &mut A,
     ) -> Result<A::Effect, GraphError> {
         let hash = node.hash();
-        let checked = match self.dag.check(&node) {
+        let checked = match self.dag.check(&Shape::of(&node)) {
             Ok(c) => c,
             Err(e) => {
                 self.reject(hash);
@@ -414,6 +463,7 @@ impl Log {
                 self.ready.extend(self.buffer.satisfied(&hash));
                 Ok(effect)
             }
+            Err(e @ GraphError::NotApplied(_)) => Err(e),
             Err(e) => {
                 self.reject(hash);
                 Err(e)
@@ -438,21 +488,52 @@ impl Log {
     /// the state). Checked like any other node.
     pub(crate) fn insert_local(&mut self, bytes: &[u8]) -> Result<NodeHash, GraphError> {
         let node = SignedNode::decode(bytes)?;
-        if node.body().group != self.group {
-            return Err(GraphError::WrongGroup {
-                expected: self.group,
-                found: node.body().group,
-            });
-        }
+        self.check_group(&node)?;
         let node = node.verify_cached(&mut self.keys)?;
         if self.dag.contains(&node.hash()) {
             return Err(GraphError::Internal("local node already in the graph"));
         }
         let hash = node.hash();
-        let checked = self.dag.check(&node)?;
+        let checked = self.dag.check(&Shape::of(&node))?;
         self.dag.insert(node, checked);
         self.ready.extend(self.buffer.satisfied(&hash));
         Ok(hash)
+    }
+
+    /// Inserts a node's skeleton: the node is then in the graph as an *opaque* node, known by
+    /// its place but not its content (see [`Skeleton`]). Returns `false` if the node was already in the graph.
+    ///
+    /// A skeleton cannot be authenticated: call this only with skeletons from a source the
+    /// caller trusts (the group layer takes them only from the welcome an admin signed). Its
+    /// structure is checked like a node's: every dependency applied, the sequence, previous
+    /// node and Lamport rules. Nothing is applied to any state; opaque nodes are never offered
+    /// to peers and never replayed.
+    ///
+    /// # Errors
+    ///
+    /// [`GraphError::MissingDependency`], or the graph rule broken; nothing changes.
+    pub fn insert_skeleton(&mut self, s: &Skeleton) -> Result<bool, GraphError> {
+        if self.dag.contains(&s.hash) {
+            return Ok(false);
+        }
+        if let Some(&dep) = s.deps.iter().find(|d| !self.dag.contains(d)) {
+            return Err(GraphError::MissingDependency { dep });
+        }
+        let shape = Shape {
+            hash: s.hash,
+            author: s.author,
+            seq: s.seq,
+            lamport: s.lamport,
+            lamport_end: s.lamport_end(),
+            ops: s.ops,
+            deps: &s.deps,
+        };
+        let checked = self.dag.check(&shape)?;
+        // A parked copy of the node itself is superseded by the skeleton.
+        let _ = self.buffer.remove(&s.hash);
+        self.dag.insert_shape(&shape, checked, true);
+        self.ready.extend(self.buffer.satisfied(&s.hash));
+        Ok(true)
     }
 
     /// What a local node by `author` must carry: its sequence number and its dependencies
@@ -477,9 +558,17 @@ impl Log {
         self.dag.lamport_after(deps)
     }
 
+    /// The Lamport counter the next local node by `author` will carry (merge nodes, if any,
+    /// do not change it).
+    pub(crate) fn next_lamport(&self, author: &DeviceId) -> Result<u64, GraphError> {
+        let (_, _, deps) = self.local_deps(author)?;
+        self.dag.lamport_after(&deps)
+    }
+
     /// Feeds every applied node, in order, to `state` again (to rebuild it from the graph).
+    /// Opaque nodes are skipped.
     pub(crate) fn replay<A: Apply>(&self, state: &mut A) -> Result<(), GraphError> {
-        for e in self.dag.entries() {
+        for e in self.dag.entries().iter().filter(|e| !e.opaque) {
             let node = SignedNode::decode(&e.bytes)?.verify()?;
             let checked = self.dag.check_existing(e);
             let ready = Ready {
@@ -534,7 +623,13 @@ impl Log {
         let seen = self.dag.mark_past(known);
         let mut out = Vec::new();
         let mut bytes = 0usize;
-        for (e, _) in self.dag.entries().iter().zip(&seen).filter(|(_, s)| !**s) {
+        for (e, _) in self
+            .dag
+            .entries()
+            .iter()
+            .zip(&seen)
+            .filter(|(e, s)| !**s && !e.opaque)
+        {
             if out.len() >= MAX_ANSWER_NODES
                 || (!out.is_empty() && bytes + e.bytes.len() > MAX_ANSWER_BYTES)
             {
@@ -564,7 +659,7 @@ impl Log {
     }
 
     /// The bytes of the wanted nodes this replica has applied (parked nodes are not sent: they
-    /// are not validated yet), at most [`MAX_ANSWER_BYTES`] (at
+    /// are not validated yet; opaque nodes have no bytes), at most [`MAX_ANSWER_BYTES`] (at
     /// least one node).
     ///
     /// # Errors

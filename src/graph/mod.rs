@@ -1,15 +1,17 @@
 //! The signed, hash-linked operation graph: authentic ops, causal order, catch-up.
 //!
-//! This layer sits between the document ([`crate::doc`]) and the future encryption layer. It
-//! makes every change authentic (signed by its author's device), orders changes causally
-//! without any clock, and keeps replicas convergent even when a malicious member signs two
-//! different changes with the same sequence number.
+//! This layer sits between the document ([`crate::doc`]) and the group layer
+//! ([`crate::group`]), which encrypts nodes and decides who may write them. It makes every
+//! change authentic (signed by its author's device), orders changes causally without any
+//! clock, and keeps replicas convergent even when a malicious member signs two different
+//! changes with the same sequence number.
 //!
 //! # The graph
 //!
 //! Every change is a *node*: a body naming the group, the author (an Ed25519 key), the
 //! author's sequence number, a Lamport counter, the hashes of the nodes the author had seen
-//! (its dependencies), and a payload (one transaction's document ops). A node's identity is
+//! (its dependencies), and a payload (one transaction's document ops, or a membership or key
+//! op of the group layer, opaque here: [`Payload::Group`]). A node's identity is
 //! the BLAKE3 hash of its body; the signature is over the same labelled bytes. Four nodes by
 //! two devices, where `c` was made after seeing both `a2` and `b1`:
 //!
@@ -48,6 +50,16 @@
 //! author equivocates: two nodes with one `(author, seq)` are simply two nodes, both applied
 //! everywhere, and reported as [`Equivocation`] evidence. Which elements a node's clears
 //! remove is decided from the graph, exactly, even across forks (see `GraphPast`).
+//!
+//! # Genesis and skeletons
+//!
+//! A group's id is the hash of its first node, the *genesis*, which names the all-zero group
+//! ([`GroupId::GENESIS`]) because it cannot name its own hash; a log accepts that field only on
+//! the node whose hash is the log's group id. A [`Skeleton`] is a node's structure without its
+//! content (hash, author, counters, dependencies): a log can hold it as an *opaque* node
+//! ([`Log::insert_skeleton`]), for a member who may not read what was written before it joined
+//! but must place later nodes that depend on it. The [`Apply`] implementation decides what
+//! document ops naming elements of opaque nodes mean (the group layer skips them).
 //!
 //! # Receiving, buffering, catch-up
 //!
@@ -93,7 +105,7 @@
 //! ```
 
 mod buffer;
-mod codec;
+pub(crate) mod codec;
 mod dag;
 mod device;
 mod error;
@@ -102,6 +114,7 @@ mod limits;
 mod log;
 mod node;
 mod signed_doc;
+mod skeleton;
 mod sync;
 pub mod wire;
 
@@ -117,6 +130,8 @@ pub use limits::{
 };
 pub use log::{Apply, Drained, Equivocation, Log, NodeInfo, Outcome, Ready};
 pub use node::{SignedNode, VerifiedNode};
+pub(crate) use signed_doc::{apply_crdt, Prepared};
 pub use signed_doc::{LocalChange, Received, SignedDoc};
+pub use skeleton::{Skeleton, MAX_SKELETON_SIZE};
 pub use sync::{Have, SyncMessage, Want, MAX_SYNC_SIZE, SYNC_VERSION};
 pub use wire::{ElemRef, NodeBody, Payload};

@@ -1,13 +1,14 @@
 //! A document whose every change is a signed node: a [`Device`], a [`Log`] and a [`Doc`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use super::device::Device;
 use super::error::GraphError;
 use super::id::{DeviceId, GroupId, NodeHash};
-use super::limits::{Limits, MAX_DEPS, MAX_NODE_SIZE, MAX_OPS_PER_NODE};
+use super::limits::{Limits, MAX_DEPS, MAX_OPS_PER_NODE};
 use super::log::{Apply, Drained, Log, Outcome, Ready};
+use super::node::SignedNode;
 use super::sync::{Have, Want};
 use super::wire::{
     ElemRef, NodeBody, Payload, WireCursor, WireKey, WireMutation, WireOp, WireTag, WireValue,
@@ -96,10 +97,18 @@ pub enum Received {
 /// assert_eq!(alice.heads(), bob.heads());
 /// # Ok::<(), sealdoc::graph::GraphError>(())
 /// ```
+///
+/// A `SignedDoc` has no membership layer: every validly signed node is accepted, and
+/// [`Payload::Group`] nodes are ordered but change nothing. The group layer
+/// ([`crate::group::Member`]) builds on it with membership, roles and encryption.
 pub struct SignedDoc {
-    device: Device,
-    log: Log,
-    doc: Doc,
+    pub(crate) device: Device,
+    pub(crate) log: Log,
+    pub(crate) doc: Doc,
+    /// Nodes whose document ops a layer above decided not to apply (the group layer's
+    /// `FutureOnly` joiners: ops naming elements they never saw). Their ops are skipped when
+    /// the document is rebuilt too.
+    pub(crate) skipped: HashSet<NodeHash>,
 }
 
 impl SignedDoc {
@@ -114,6 +123,7 @@ impl SignedDoc {
             device,
             log: Log::with_limits(group, limits),
             doc: Doc::new(provisional()),
+            skipped: HashSet::new(),
         }
     }
 
@@ -166,13 +176,22 @@ impl SignedDoc {
     /// # Errors
     ///
     /// [`GraphError::Doc`] from `f`; [`GraphError::TooManyOps`]; [`GraphError::NodeTooLarge`]
-    /// if the ops encode to more than [`MAX_NODE_SIZE`] bytes (the document is then rebuilt
-    /// from the graph, which costs time proportional to the history; see the module docs);
-    /// [`GraphError::CounterOverflow`].
+    /// if the ops encode to more than [`Limits::max_local_node`] bytes (the document is then
+    /// rebuilt from the graph, which costs time proportional to the history; see the module
+    /// docs); [`GraphError::CounterOverflow`].
+    ///
+    /// If the document's clock is behind the graph's (some nodes' ops were never applied to
+    /// the document: see [`Log::insert_skeleton`]), the transaction runs on a copy of the
+    /// document, and the node is then applied to the document like a remote one, so that its
+    /// ops get the counters the graph gives them. This costs a copy of the document.
     pub fn change<T>(
         &mut self,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<T, DocError>,
     ) -> Result<LocalChange<T>, GraphError> {
+        let next = self.log.next_lamport(&self.device.id())?;
+        if self.doc.max_counter().checked_add(1) != Some(next) {
+            return self.change_on_copy(f);
+        }
         self.doc.set_actor(provisional());
         let mut tx = self.doc.transaction();
         let value = f(&mut tx)?;
@@ -216,7 +235,10 @@ impl SignedDoc {
     /// A [`GraphError`]; the document and the graph are unchanged, except that an invalid
     /// node is remembered ([`GraphError::is_invalid_node`]).
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, GraphError> {
-        let mut st = DocApply { doc: &mut self.doc };
+        let mut st = DocApply {
+            doc: &mut self.doc,
+            skipped: &self.skipped,
+        };
         Ok(match self.log.receive(bytes, &mut st)? {
             Outcome::Applied(p) => Received::Applied(p.into_iter().flatten().collect()),
             Outcome::Pending { missing } => Received::Pending { missing },
@@ -227,7 +249,10 @@ impl SignedDoc {
     /// Applies parked nodes that became ready, at most [`Limits::drain_per_call`] of them;
     /// returns their patches in order and how many ready nodes remain.
     pub fn drain(&mut self) -> Drained<Patch> {
-        let mut st = DocApply { doc: &mut self.doc };
+        let mut st = DocApply {
+            doc: &mut self.doc,
+            skipped: &self.skipped,
+        };
         let d = self.log.drain(&mut st);
         Drained {
             effects: d.effects.into_iter().flatten().collect(),
@@ -265,36 +290,107 @@ impl SignedDoc {
 
     // ---- Internals ------------------------------------------------------------------------
 
-    /// Signs the committed local ops (counters from `start`) into a node, after any merge
-    /// nodes needed, and inserts them into the graph. Returns the nodes and the change's hash.
-    fn seal(&mut self, start: u64, ops: &[OpBody]) -> Result<(Vec<Vec<u8>>, NodeHash), GraphError> {
-        let me = self.device.id();
-        let group = self.log.group();
-        // Header fields are placeholders (the largest they can be) until the merges are done.
-        let mut body = NodeBody {
+    /// [`SignedDoc::change`] when the document's clock lags the graph's: the transaction runs
+    /// on a copy, and the signed node is applied to the document like a remote node.
+    fn change_on_copy<T>(
+        &mut self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, DocError>,
+    ) -> Result<LocalChange<T>, GraphError> {
+        let mut copy = self.doc.clone();
+        copy.set_actor(provisional());
+        let mut tx = copy.transaction();
+        let value = f(&mut tx)?;
+        let count = tx.op_count();
+        if count > MAX_OPS_PER_NODE {
+            return Err(GraphError::TooManyOps {
+                count,
+                max: MAX_OPS_PER_NODE,
+            });
+        }
+        if count == 0 {
+            return Ok(LocalChange {
+                value,
+                nodes: Vec::new(),
+                hash: None,
+                patches: Vec::new(),
+            });
+        }
+        let local = tx.commit();
+        let ops = self.to_wire(local.start, &local.ops)?;
+        drop(copy);
+        let mut body = self.placeholder(Payload::Crdt(ops));
+        let Prepared {
+            merges: mut nodes,
+            seq,
+            deps,
+        } = self.prepare_deps(&body)?;
+        body.seq = seq;
+        body.lamport = self.log.lamport_after(&deps)?;
+        body.deps = deps;
+        let bytes = self.device.sign(&body)?;
+        let max = self.log.limits().local_node_limit();
+        if bytes.len() > max {
+            return Err(GraphError::NodeTooLarge {
+                len: bytes.len(),
+                max,
+            });
+        }
+        let hash = SignedNode::decode(&bytes)?.hash();
+        let mut st = DocApply {
+            doc: &mut self.doc,
+            skipped: &self.skipped,
+        };
+        let patches = match self.log.receive(&bytes, &mut st)? {
+            Outcome::Applied(p) => p.into_iter().flatten().collect(),
+            _ => return Err(GraphError::Internal("a local node was not applied")),
+        };
+        nodes.push(bytes);
+        Ok(LocalChange {
+            value,
+            nodes,
+            hash: Some(hash),
+            patches,
+        })
+    }
+
+    /// A body by this device with `payload`, whose header fields are placeholders as large as
+    /// they can be (so that its encoded length bounds the final node's).
+    pub(crate) fn placeholder(&self, payload: Payload) -> NodeBody {
+        NodeBody {
             version: NODE_VERSION,
-            group,
-            author: me,
+            group: self.log.group(),
+            author: self.device.id(),
             seq: u64::MAX,
             lamport: u64::MAX,
             deps: vec![NodeHash::from_bytes([0xff; 32]); MAX_DEPS],
-            payload: Payload::Crdt(self.to_wire(start, ops)?),
-        };
+            payload,
+        }
+    }
+
+    /// The sequence number and dependencies of this device's next node. If the heads are more
+    /// than [`MAX_DEPS`], first makes merge nodes (inserted into the graph) and returns them.
+    /// `worst` is the next node with [`SignedDoc::placeholder`] fields: if it could not fit
+    /// [`Limits::max_local_node`], nothing is made.
+    pub(crate) fn prepare_deps(&mut self, worst: &NodeBody) -> Result<Prepared, GraphError> {
+        let me = self.device.id();
+        let group = self.log.group();
+        let max = self.log.limits().local_node_limit();
         let mut nodes = Vec::new();
-        let (seq, deps) = loop {
+        loop {
             let (seq, prev, deps) = self.log.local_deps(&me)?;
             if deps.len() <= MAX_DEPS {
-                break (seq, deps);
+                return Ok(Prepared {
+                    merges: nodes,
+                    seq,
+                    deps,
+                });
             }
             if nodes.is_empty() {
                 // Before making any merge node, make sure the change will fit, so that a
                 // refused change leaves nothing behind.
-                let worst = framed_len(body.encode()?.len());
-                if worst > MAX_NODE_SIZE {
-                    return Err(GraphError::NodeTooLarge {
-                        len: worst,
-                        max: MAX_NODE_SIZE,
-                    });
+                let worst = framed_len(worst.encode()?.len());
+                if worst > max {
+                    return Err(GraphError::NodeTooLarge { len: worst, max });
                 }
             }
             // Too many heads for one node: a merge node names the previous node and as many
@@ -319,7 +415,19 @@ impl SignedDoc {
             let bytes = self.device.sign(&merge_body)?;
             self.log.insert_local(&bytes)?;
             nodes.push(bytes);
-        };
+        }
+    }
+
+    /// Signs the committed local ops (counters from `start`) into a node, after any merge
+    /// nodes needed, and inserts them into the graph. Returns the nodes and the change's hash.
+    fn seal(&mut self, start: u64, ops: &[OpBody]) -> Result<(Vec<Vec<u8>>, NodeHash), GraphError> {
+        let me = self.device.id();
+        let mut body = self.placeholder(Payload::Crdt(self.to_wire(start, ops)?));
+        let Prepared {
+            merges: mut nodes,
+            seq,
+            deps,
+        } = self.prepare_deps(&body)?;
         let lamport = self.log.lamport_after(&deps)?;
         if lamport != start {
             return Err(GraphError::Internal(
@@ -330,10 +438,11 @@ impl SignedDoc {
         body.lamport = lamport;
         body.deps = deps;
         let bytes = self.device.sign(&body)?;
-        if bytes.len() > MAX_NODE_SIZE {
+        let max = self.log.limits().local_node_limit();
+        if bytes.len() > max {
             return Err(GraphError::NodeTooLarge {
                 len: bytes.len(),
-                max: MAX_NODE_SIZE,
+                max,
             });
         }
         let hash = self.log.insert_local(&bytes)?;
@@ -410,9 +519,12 @@ impl SignedDoc {
     }
 
     /// Replaces the document by one rebuilt from every applied node.
-    fn rebuild(&mut self) -> Result<(), GraphError> {
+    pub(crate) fn rebuild(&mut self) -> Result<(), GraphError> {
         let mut doc = Doc::new(provisional());
-        let result = self.log.replay(&mut DocApply { doc: &mut doc });
+        let result = self.log.replay(&mut DocApply {
+            doc: &mut doc,
+            skipped: &self.skipped,
+        });
         self.doc = doc;
         result
     }
@@ -424,6 +536,7 @@ impl fmt::Debug for SignedDoc {
             device,
             log,
             doc: _,
+            skipped: _,
         } = self;
         f.debug_struct("SignedDoc")
             .field("device", device)
@@ -433,6 +546,14 @@ impl fmt::Debug for SignedDoc {
             .field("pending", &log.pending_len())
             .finish_non_exhaustive()
     }
+}
+
+/// What [`SignedDoc::prepare_deps`] made: merge nodes (already in the graph, to be sent
+/// first), and the next node's sequence number and dependencies.
+pub(crate) struct Prepared {
+    pub(crate) merges: Vec<Vec<u8>>,
+    pub(crate) seq: u64,
+    pub(crate) deps: Vec<NodeHash>,
 }
 
 /// Length of a signed node whose body is `body_len` bytes: varint length, body, signature.
@@ -484,28 +605,34 @@ fn doc_value(v: &WireValue) -> Value {
     }
 }
 
-/// Applies [`Payload::Crdt`] to a document.
-struct DocApply<'d> {
-    doc: &'d mut Doc,
+/// Applies [`Payload::Crdt`] to a document, except for the nodes in `skipped`.
+pub(crate) struct DocApply<'d> {
+    pub(crate) doc: &'d mut Doc,
+    pub(crate) skipped: &'d HashSet<NodeHash>,
 }
 
 impl Apply for DocApply<'_> {
     type Effect = Vec<Patch>;
 
     fn apply(&mut self, node: &Ready<'_>) -> Result<Vec<Patch>, GraphError> {
-        let body = node.body();
-        // The only payload kind so far. When the group layer adds kinds, this stops compiling,
-        // which forces the decision of what a document does with them.
-        let Payload::Crdt(ops) = &body.payload;
-        if ops.is_empty() {
+        if self.skipped.contains(&node.hash()) {
             return Ok(Vec::new());
         }
-        let actor = actor_of(&body.author, &node.hash())?;
-        let ops = to_doc_ops(ops, body.lamport, &actor, node)?;
-        Ok(self
-            .doc
-            .apply_ops(&actor, body.lamport, &ops, node.past())?)
+        apply_crdt(self.doc, node)
     }
+}
+
+/// Applies a node's document ops to `doc`. A node without document ops (a merge node, or a
+/// [`Payload::Group`] node, which concerns the group layer only) changes nothing.
+pub(crate) fn apply_crdt(doc: &mut Doc, node: &Ready<'_>) -> Result<Vec<Patch>, GraphError> {
+    let body = node.body();
+    let ops = match &body.payload {
+        Payload::Crdt(ops) if !ops.is_empty() => ops,
+        Payload::Crdt(_) | Payload::Group(_) => return Ok(Vec::new()),
+    };
+    let actor = actor_of(&body.author, &node.hash())?;
+    let ops = to_doc_ops(ops, body.lamport, &actor, node)?;
+    Ok(doc.apply_ops(&actor, body.lamport, &ops, node.past())?)
 }
 
 /// Translates wire ops of the node `me` (first counter `lamport`) into document ops.

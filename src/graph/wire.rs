@@ -11,6 +11,15 @@
 //!               payload: varint kind, then the kind's fields
 //! ```
 //!
+//! | kind | payload | fields |
+//! |------|---------|--------|
+//! | 0 | [`Payload::Crdt`] | varint n ≤ 256, n × op |
+//! | 1 | [`Payload::Group`] | varint len (1 ..= [`MAX_NODE_SIZE`]), len bytes, opaque here |
+//!
+//! The group field of the group's first node, its *genesis*, is all zeros
+//! ([`GroupId::GENESIS`]): the group id is the hash of that node, which cannot name its own
+//! hash. Every other node names the group id.
+//!
 //! The signature covers `"sealdoc/v1/op\0" ‖ body`, and the node's hash is
 //! `BLAKE3("sealdoc/v1/op\0" ‖ body)`, both over the body bytes exactly as received.
 //!
@@ -19,8 +28,14 @@
 //! whose value is a primitive or an empty container, so nothing on the wire is recursive. A
 //! list element is named by the node that inserted it and the op's index in that node
 //! ([`ElemRef`]); the author, and so the document's element id `(lamport + index, author ‖
-//! hash)`, follows from the node. The group layer adds membership and key payloads as new
-//! kinds; an older reader rejects them with [`DecodeError::UnknownVariant`].
+//! hash)`, follows from the node.
+//!
+//! Payload kind 1 is [`Payload::Group`]: a membership or key operation of the group layer
+//! ([`crate::group`]), carried as opaque bytes that this layer signs, hashes and orders but
+//! does not interpret; the group layer decodes them strictly itself. A group node carries no
+//! document operation and takes no Lamport counter (like a merge node), so the document's
+//! clock and the graph's stay equal. A reader that predates a kind rejects it with
+//! [`DecodeError::UnknownVariant`].
 
 use serde::Serialize;
 
@@ -67,8 +82,7 @@ pub struct NodeBody {
     pub payload: Payload,
 }
 
-/// What a node carries. Versioned by its tag on the wire; the group layer adds membership and
-/// key kinds.
+/// What a node carries. Versioned by its tag on the wire.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(test, derive(serde::Deserialize))]
 #[non_exhaustive]
@@ -76,6 +90,11 @@ pub enum Payload {
     /// A batch of document operations: one local transaction. Empty only in a merge node,
     /// which exists to join more heads than one node may name.
     Crdt(Vec<WireOp>),
+    /// A membership or key operation of the group layer, as opaque bytes (1 to
+    /// [`MAX_NODE_SIZE`]). This layer only signs, hashes and orders it; the group layer
+    /// decodes and validates it (see [`crate::group`]). It applies nothing to the document.
+    /// (postcard writes a `Vec<u8>` as a varint length and the bytes.)
+    Group(Vec<u8>),
 }
 
 impl Payload {
@@ -83,6 +102,7 @@ impl Payload {
     pub fn crdt_ops(&self) -> Option<&[WireOp]> {
         match self {
             Payload::Crdt(ops) => Some(ops),
+            Payload::Group(_) => None,
         }
     }
 
@@ -91,12 +111,21 @@ impl Payload {
     pub fn crdt_ops_mut(&mut self) -> Option<&mut Vec<WireOp>> {
         match self {
             Payload::Crdt(ops) => Some(ops),
+            Payload::Group(_) => None,
+        }
+    }
+
+    /// The group layer's bytes, if this is a [`Payload::Group`].
+    pub fn group_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Payload::Group(b) => Some(b),
+            Payload::Crdt(_) => None,
         }
     }
 }
 
 /// Number of payload kinds this version reads.
-const PAYLOAD_KINDS: u32 = 1;
+const PAYLOAD_KINDS: u32 = 2;
 
 /// One document operation on the wire (the document layer's
 /// [`OpBody`](crate::doc::OpBody) with element ids made relative to nodes).
@@ -201,16 +230,17 @@ pub enum WireValue {
 }
 
 impl NodeBody {
-    /// Number of document operations in the payload.
+    /// Number of document operations in the payload (0 for a [`Payload::Group`]).
     pub fn op_count(&self) -> usize {
         match &self.payload {
             Payload::Crdt(ops) => ops.len(),
+            Payload::Group(_) => 0,
         }
     }
 
-    /// Lamport counter of the last op; for a merge node (no ops) `lamport − 1`, so that the
-    /// next node's counter is the same as if the merge node were not there. Saturates; a
-    /// decoded body never overflows.
+    /// Lamport counter of the last op; for a node without document ops (a merge node or a
+    /// group node) `lamport − 1`, so that the next node's counter is the same as if that node
+    /// were not there. Saturates; a decoded body never overflows.
     pub fn lamport_end(&self) -> u64 {
         let n = self.op_count() as u64;
         if n == 0 {
@@ -284,19 +314,34 @@ fn read_body(r: &mut Reader<'_>) -> Result<NodeBody, DecodeError> {
             }
         },
     )?;
-    // Kind 0, `Crdt`, is the only kind so far; `tag` refused every other. The smallest op is
-    // three bytes (empty path, a key tag, `Delete`), which bounds the count by the input.
-    let _kind = r.tag(PAYLOAD_KINDS, "payload")?;
-    let n = r.count(MAX_OPS_PER_NODE, 3, |count| DecodeError::TooManyOps {
-        count,
-        max: MAX_OPS_PER_NODE,
-    })?;
-    let mut ops = Vec::with_capacity(n);
-    for i in 0..n {
-        // n <= MAX_OPS_PER_NODE, far below u32::MAX.
-        ops.push(read_op(r, i as u32)?);
-    }
-    let payload = Payload::Crdt(ops);
+    let payload = match r.tag(PAYLOAD_KINDS, "payload")? {
+        0 => {
+            // The smallest op is three bytes (empty path, a key tag, `Delete`), which bounds
+            // the count by the input.
+            let n = r.count(MAX_OPS_PER_NODE, 3, |count| DecodeError::TooManyOps {
+                count,
+                max: MAX_OPS_PER_NODE,
+            })?;
+            let mut ops = Vec::with_capacity(n);
+            for i in 0..n {
+                // n <= MAX_OPS_PER_NODE, far below u32::MAX.
+                ops.push(read_op(r, i as u32)?);
+            }
+            Payload::Crdt(ops)
+        }
+        _ => {
+            let b = r.bytes(MAX_NODE_SIZE, |len| DecodeError::TooLarge {
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                max: MAX_NODE_SIZE,
+            })?;
+            if b.is_empty() {
+                return Err(DecodeError::Empty {
+                    what: "group payload",
+                });
+            }
+            Payload::Group(b.to_vec())
+        }
+    };
     let body = NodeBody {
         version,
         group,
@@ -307,7 +352,7 @@ fn read_body(r: &mut Reader<'_>) -> Result<NodeBody, DecodeError> {
         payload,
     };
     let n = body.op_count() as u64;
-    if n == 0 && body.deps.len() < 2 {
+    if n == 0 && body.deps.len() < 2 && matches!(body.payload, Payload::Crdt(_)) {
         return Err(DecodeError::EmptyNode);
     }
     if n > 0 && body.lamport.checked_add(n - 1).is_none() {
@@ -521,7 +566,9 @@ mod tests {
     #[test]
     fn forward_reference_within_a_node_is_rejected() {
         let mut body = sample_body();
-        let Payload::Crdt(ops) = &mut body.payload;
+        let Payload::Crdt(ops) = &mut body.payload else {
+            panic!("sample body carries document ops")
+        };
         ops[1].cursor.key = WireKey::Elem(ElemRef::This { index: 1 });
         let bytes = body.encode().unwrap();
         assert_eq!(
@@ -570,21 +617,27 @@ mod tests {
             Err(DecodeError::CounterOverflow)
         );
         let mut b = sample_body();
-        let Payload::Crdt(ops) = &mut b.payload;
+        let Some(ops) = b.payload.crdt_ops_mut() else {
+            panic!("sample body carries document ops")
+        };
         ops[2].mutation = WireMutation::Assign(WireValue::Float(f64::NAN));
         assert_eq!(
             NodeBody::decode(&b.encode().unwrap()),
             Err(DecodeError::NonFiniteFloat)
         );
         let mut b = sample_body();
-        let Payload::Crdt(ops) = &mut b.payload;
+        let Some(ops) = b.payload.crdt_ops_mut() else {
+            panic!("sample body carries document ops")
+        };
         ops[2].cursor.path = vec![(WireTag::Map, WireKey::Doc); MAX_PATH_DEPTH + 1];
         assert!(matches!(
             NodeBody::decode(&b.encode().unwrap()),
             Err(DecodeError::PathTooDeep { depth: 65, .. })
         ));
         let mut b = sample_body();
-        let Payload::Crdt(ops) = &mut b.payload;
+        let Some(ops) = b.payload.crdt_ops_mut() else {
+            panic!("sample body carries document ops")
+        };
         ops[2].cursor.key = WireKey::Str("k".repeat(MAX_KEY_LEN + 1));
         assert!(matches!(
             NodeBody::decode(&b.encode().unwrap()),

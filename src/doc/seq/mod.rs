@@ -18,18 +18,23 @@
 //!   descending, and an element's visible index by climbing from its leaf: O(log n). Leaves
 //!   and nodes live in two arenas addressed by index newtypes, with parent pointers and a
 //!   `next` link between leaves (diamond-types' `src/ost/` design, with no `unsafe`).
-//! * **Id index.** `index` maps `(actor, first counter)` of every run to its leaf, so an
-//!   element is found by id with one ordered-map lookup plus a scan of one leaf.
+//! * **Id index.** `index` maps id ranges to leaves: the entry with the greatest key at or
+//!   below an element's `(actor, counter)` names the leaf holding it. So an element is found
+//!   by id with one ordered-map lookup plus a scan of one leaf, and splitting or merging runs
+//!   inside a leaf (every delete does) leaves the index alone: it changes only when an element
+//!   lands in a leaf its range does not point to, or when a leaf split moves runs.
 //!
 //! # Fast paths for local editing
 //!
 //! A local insert is `nth_visible(i - 1)` then `insert(Some(prev), …)`; a local delete is
-//! `nth_visible(i)`, `get`, `index_of`, `set_visible`. Three small caches make these cheap
-//! without changing any answer: the *hint* leaf (the last edit's) is scanned for an id before
-//! the id index; the *position cache* remembers how many visible elements precede the last
-//! edited leaf, so `nth_visible` near it scans that leaf instead of descending; and
-//! `max_counter` lets an insert with a fresh Lamport id skip the "does the id exist" lookup.
-//! An insert that continues the run before it (typing) just lengthens that run.
+//! `nth_visible(i)`, `get`, then `hide` (`index_of` and `set_visible` in one lookup). Four
+//! small caches make these cheap without changing any answer: the *hint* leaf (the last
+//! edit's) is scanned for an id before the id index; the *position cache* remembers how many
+//! visible elements precede the last edited leaf, so `nth_visible` near it scans that leaf
+//! instead of descending, and an index in it is found without climbing the tree;
+//! `max_counter` lets an insert with a fresh Lamport id skip the "does the id exist" lookup;
+//! and `covered` remembers an index range that already names the leaf being typed into. An
+//! insert that continues the run before it (typing) just lengthens that run.
 //!
 //! # RGA skipping over runs
 //!
@@ -80,8 +85,14 @@ pub(crate) struct Sequence {
     free_leaves: Vec<LeafIdx>,
     /// Node slots free for reuse.
     free_nodes: Vec<NodeIdx>,
-    /// `(actor, start)` of every run ↦ the leaf holding it.
+    /// The id index: for every element `(actor, counter)`, the entry with the greatest key
+    /// `≤ (actor, counter)` has the same actor and names the leaf holding the element (see
+    /// the module docs). Entries that cover no element are allowed.
     index: BTreeMap<(u32, u64), LeafIdx>,
+    /// A range of the index known to need no change when an element is put in its leaf:
+    /// `(actor, from, to, leaf)` says the entry `(actor, from)` covers counters `from..to`
+    /// and names `leaf`. Dropped whenever the index changes. Lets typing skip the index.
+    covered: Option<(u32, u64, u64, LeafIdx)>,
     /// Character arena: each character run's characters, at `text..text + len`. Append-only;
     /// a slot whose element later became complex (or was removed) is simply unused.
     chars: Vec<char>,
@@ -110,6 +121,7 @@ impl Default for Sequence {
             free_leaves: Vec::new(),
             free_nodes: Vec::new(),
             index: BTreeMap::new(),
+            covered: None,
             chars: Vec::new(),
             visible: 0,
             hint: LeafIdx(0),
@@ -197,9 +209,30 @@ impl Sequence {
 
     /// Sets an element's visibility; returns true if it changed.
     pub(crate) fn set_visible(&mut self, id: Id, visible: bool) -> bool {
-        let Some(loc) = self.find(id) else {
-            return false;
-        };
+        match self.find(id) {
+            Some(loc) => self.set_visible_at(loc, visible),
+            None => false,
+        }
+    }
+
+    /// Hides a visible element and returns its index (the number of visible elements before
+    /// it); `None`, changing nothing, if it does not exist or is not visible. One lookup for
+    /// what `index_of` then `set_visible(id, false)` do.
+    pub(crate) fn hide(&mut self, id: Id) -> Option<usize> {
+        let loc = self.find(id)?;
+        if !self.run_at(loc.leaf, loc.run)?.visible {
+            return None;
+        }
+        let index = self.visible_before(Gap {
+            leaf: loc.leaf,
+            run: loc.run,
+            off: loc.off,
+        });
+        self.set_visible_at(loc, false).then_some(index)
+    }
+
+    /// [`Sequence::set_visible`] for the element at `loc`.
+    fn set_visible_at(&mut self, loc: Loc, visible: bool) -> bool {
         match self.run_at(loc.leaf, loc.run) {
             Some(run) if run.visible != visible => {}
             _ => return false,
@@ -271,7 +304,7 @@ impl Sequence {
         }
         let gone = leaf.runs.remove(r);
         let empty = leaf.runs.is_empty();
-        self.index.remove(&(gone.actor, gone.start));
+        // The index keeps its entries: they still send every remaining element to its leaf.
         if let Some(prev) = r.checked_sub(1) {
             self.merge_at(loc.leaf, prev);
         }
@@ -377,7 +410,8 @@ impl Sequence {
     }
 
     /// Puts a new element at `gap`: extends the run before the gap when the element
-    /// continues it (the typing fast path: no new run, no index entry), else adds a run.
+    /// continues it (the typing fast path: no new run, and usually no index change), else adds
+    /// a run.
     fn insert_at(&mut self, gap: Gap, id: Id, content: Content, visible: bool) -> Option<()> {
         let text = self.push_content(content);
         let new = run::Run::single(id, content == Content::Complex, text, visible);
@@ -396,10 +430,10 @@ impl Sequence {
             }
             _ => {
                 leaf.runs.insert(r, new);
-                self.index.insert((id.actor, id.counter), gap.leaf);
                 self.merge_around(gap.leaf, r);
             }
         }
+        self.index_new(id, gap.leaf);
         if visible {
             self.add_visible(gap.leaf, 1);
         }

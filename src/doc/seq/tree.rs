@@ -105,27 +105,97 @@ pub(super) struct Gap {
 impl Sequence {
     // ---- Lookups ---------------------------------------------------------------------------
 
-    /// Where the element `id` is. First a scan of the hint leaf (the last edit's); then the id
-    /// index, which names the leaf of the run starting at the greatest
-    /// `(actor, start) ≤ (id.actor, id.counter)`, the only run that can hold `id` (an actor's
-    /// runs cover disjoint counter ranges).
+    /// Where the element `id` is. First a scan of the hint leaf (the last edit's); then of the
+    /// leaf the id index names: the only one that can hold `id`.
     pub(super) fn find(&self, id: super::Id) -> Option<Loc> {
         if let Some(loc) = self.find_in(self.hint, id) {
             return Some(loc);
         }
-        let (&(actor, start), &leaf) = self.index.range(..=(id.actor, id.counter)).next_back()?;
-        if actor != id.actor {
+        let (_, leaf) = self.floor(id.actor, id.counter)?;
+        if leaf == self.hint {
             return None;
         }
-        let (run, r) = self
-            .leaves
-            .get(leaf.0)?
-            .runs
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.start == start && r.actor == actor)?;
-        let off = r.offset_of(id)?;
-        Some(Loc { leaf, run, off })
+        self.find_in(leaf, id)
+    }
+
+    /// The index entry covering `(actor, counter)`: its key's counter and its leaf. `None` if
+    /// the greatest key at or below is another actor's (no element of `actor` is there).
+    fn floor(&self, actor: u32, counter: u64) -> Option<(u64, LeafIdx)> {
+        let (&(a, from), &leaf) = self.index.range(..=(actor, counter)).next_back()?;
+        (a == actor).then_some((from, leaf))
+    }
+
+    /// The key counter of `actor`'s first index entry above `counter`, if any.
+    fn next_key(&self, actor: u32, counter: u64) -> Option<u64> {
+        let (&(a, from), _) = self
+            .index
+            .range((actor, counter.saturating_add(1))..)
+            .next()?;
+        (a == actor).then_some(from)
+    }
+
+    /// Keeps the index right after the new element `id` was put in `leaf`: if the entry
+    /// covering it names another leaf, `id` gets an entry of its own, and the elements after
+    /// it that the old entry covered (they are in that other leaf) get one naming it.
+    pub(super) fn index_new(&mut self, id: super::Id, leaf: LeafIdx) {
+        if let Some((a, from, to, l)) = self.covered {
+            if a == id.actor && from <= id.counter && id.counter < to && l == leaf {
+                return;
+            }
+        }
+        let floor = self.floor(id.actor, id.counter);
+        let next = self.next_key(id.actor, id.counter);
+        if let Some((from, l)) = floor.filter(|&(_, l)| l == leaf) {
+            self.covered = Some((id.actor, from, next.unwrap_or(u64::MAX), l));
+            return;
+        }
+        self.covered = None;
+        self.index.insert((id.actor, id.counter), leaf);
+        if let Some((_, old)) = floor {
+            // Runs of `id.actor` in `old` after `id` and before the next entry lay in the old
+            // entry's range (`id` is new, so no run there straddles it).
+            let after = self.leaves.get(old.0).and_then(|l| {
+                l.runs
+                    .iter()
+                    .filter(|r| r.actor == id.actor && r.start > id.counter)
+                    .filter(|r| next.is_none_or(|n| r.start < n))
+                    .map(|r| r.start)
+                    .min()
+            });
+            if let Some(start) = after {
+                self.index.insert((id.actor, start), old);
+            }
+        }
+    }
+
+    /// Keeps the index right after a leaf split moved the runs `moved` from leaf `from`,
+    /// which kept the runs `stay`, to leaf `to`. Each moved run's range names `to`; runs
+    /// left in `from` that the entry covering a moved run also covered get an entry of their
+    /// own naming `from`.
+    fn index_moved(&mut self, moved: &[Run], stay: &[Run], from: LeafIdx, to: LeafIdx) {
+        self.covered = None;
+        for r in moved {
+            let (actor, start) = (r.actor, r.start);
+            let end = start.saturating_add(u64::from(r.len));
+            // Entries keyed inside the run named `from`: drop them.
+            let mut next = self.next_key(actor, start);
+            while let Some(k) = next.filter(|&k| k < end) {
+                self.index.remove(&(actor, k));
+                next = self.next_key(actor, k);
+            }
+            self.index.insert((actor, start), to);
+            // Every element of `actor` in `end..next` was covered, with this run, by one
+            // entry naming `from`; those still in `from` need it back.
+            let left = stay
+                .iter()
+                .filter(|s| s.actor == actor && s.start >= end)
+                .filter(|s| next.is_none_or(|n| s.start < n))
+                .map(|s| s.start)
+                .min();
+            if let Some(s) = left {
+                self.index.insert((actor, s), from);
+            }
+        }
     }
 
     /// Where `id` is, if in `leaf`.
@@ -191,9 +261,18 @@ impl Sequence {
         None
     }
 
+    /// Number of visible elements before `leaf`: from the position cache if it is about
+    /// `leaf`, else [`Sequence::count_before`].
+    pub(super) fn leaf_start(&self, leaf: LeafIdx) -> usize {
+        match self.cursor {
+            Some((l, start)) if l == leaf => start,
+            _ => self.count_before(leaf),
+        }
+    }
+
     /// Number of visible elements before `leaf`: the counts of left siblings of the leaf and
     /// of each of its ancestors.
-    pub(super) fn leaf_start(&self, leaf: LeafIdx) -> usize {
+    pub(super) fn count_before(&self, leaf: LeafIdx) -> usize {
         let mut total = 0usize;
         let mut child = leaf.0;
         let mut parent = self.leaves.get(leaf.0).and_then(|l| l.parent);
@@ -276,7 +355,6 @@ impl Sequence {
         let l = self.leaves.get_mut(leaf.0)?;
         let tail = l.runs.get_mut(run)?.split(at)?;
         l.runs.insert(run + 1, tail);
-        self.index.insert((tail.actor, tail.start), leaf);
         Some(())
     }
 
@@ -307,7 +385,6 @@ impl Sequence {
         if r.can_append(&next) {
             r.append(next);
             l.runs.remove(run + 1);
-            self.index.remove(&(next.actor, next.start));
         }
     }
 
@@ -362,9 +439,9 @@ impl Sequence {
         let next = l.next.replace(new);
         let parent = l.parent;
         let moved: usize = tail.iter().map(Run::visible_len).sum();
-        for r in &tail {
-            self.index.insert((r.actor, r.start), new);
-        }
+        let stay = std::mem::take(&mut l.runs);
+        self.index_moved(&tail, &stay, leaf, new);
+        self.leaves.get_mut(leaf.0)?.runs = stay;
         *self.leaves.get_mut(new.0)? = Leaf {
             runs: tail,
             parent,
@@ -537,9 +614,10 @@ impl Sequence {
     ///    inside `chars`, and a complex run has `text == 0`.
     /// 6. No two runs of one leaf are adjacent and mergeable (`can_append`); every edit
     ///    re-merges what it split. (Across a leaf boundary a mergeable pair is allowed.)
-    /// 7. The id index has exactly one entry per run, `(actor, start) ↦` the leaf holding it;
-    ///    hence ids are unique, which is also checked directly: an actor's runs cover
-    ///    disjoint counter ranges.
+    /// 7. The id index sends every element to its leaf: for each run, the entry with the
+    ///    greatest key `≤ (actor, start)` has that actor and names the run's leaf, and so does
+    ///    every entry keyed inside the run. Ids are unique: an actor's runs cover disjoint
+    ///    counter ranges.
     /// 8. The free lists name distinct arena slots reachable from nowhere, holding empty
     ///    defaults; reachable and free slots together are the whole arenas.
     /// 9. The position cache, if set, names a leaf of the tree and the number of visible
@@ -650,17 +728,21 @@ impl Sequence {
                     );
                 }
                 assert_eq!(
-                    self.index.get(&(r.actor, r.start)),
-                    Some(&l),
-                    "index entry of {r:?}"
+                    self.floor(r.actor, r.start).map(|(_, leaf)| leaf),
+                    Some(l),
+                    "index entry covering {r:?}"
                 );
+                let end = r.start + u64::from(r.len);
+                for (_, &leaf) in self.index.range((r.actor, r.start)..(r.actor, end)) {
+                    assert_eq!(leaf, l, "index entry inside {r:?}");
+                }
                 assert!(ranges
                     .insert((r.actor, r.start), u64::from(r.len))
                     .is_none());
                 runs += 1;
             }
         }
-        assert_eq!(self.index.len(), runs, "stale id index entries");
+        assert!(runs <= self.leaves.len() * LEAF_CAP);
         let mut last: Option<(u32, u64)> = None;
         for (&(actor, start), &len) in &ranges {
             if let Some((a, end)) = last {
@@ -713,7 +795,7 @@ impl Sequence {
                 "position cache names a leaf not in the tree"
             );
             assert_eq!(
-                self.leaf_start(leaf),
+                self.count_before(leaf),
                 start,
                 "position cache of leaf {leaf:?}"
             );

@@ -1,0 +1,851 @@
+//! The group state every replica derives from its graph: control ops, membership as a pure
+//! function of a causal past, epochs and their heads, and the keys this device holds.
+//!
+//! [`GroupApply`] is the graph layer's [`Apply`] for a group: the log calls it for every node
+//! whose signature verified and whose dependencies are applied, and it validates the node
+//! against the membership of its causal past before anything changes.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+
+use super::error::{GroupError, PeerMisbehaved};
+use super::keys::{history_key, OpContext};
+use super::limits::{MAX_ENVELOPE_CONTEXTS, MAX_GROUP_DEVICES, MAX_MEMBERSHIP_CACHE};
+use super::policy::{Action, GroupPolicy, HistoryPolicy, Role};
+use super::wire::{decode_history, history_aad, ControlOp, KeyUpdate};
+use crate::crypto::{
+    DeviceKemSecret, EpochId, EpochIdPrefix, EpochRoot, EpochSecret, GroupKeys, KemPublicKey,
+    SealContext,
+};
+use crate::doc::{Doc, Patch};
+use crate::graph::wire::{ElemRef, WireKey, WireOp};
+use crate::graph::{
+    apply_crdt, Apply, DeviceId, GraphError, GraphPast, GroupId, NodeHash, Payload, Ready,
+};
+
+/// What one member is, in one membership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MemberInfo {
+    pub role: Role,
+    /// The KEM key from the contact card it was added with.
+    pub kem: KemPublicKey,
+    /// The op that (last) added it.
+    pub added_by: NodeHash,
+}
+
+/// The membership after a set of control ops.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Membership {
+    pub members: BTreeMap<DeviceId, MemberInfo>,
+}
+
+impl Membership {
+    pub(crate) fn role(&self, d: &DeviceId) -> Option<Role> {
+        self.members.get(d).map(|m| m.role)
+    }
+
+    /// Applies one control op (already validated against its own causal past).
+    ///
+    /// This is where issue 5's resolver for concurrent membership ops plugs in (strong
+    /// removal: an admin's ops concurrent with its removal are ignored, transitively). Today
+    /// every valid op applies in fold order, which is deterministic, so every replica with the
+    /// same ops computes the same membership.
+    fn apply(&mut self, op: &ControlOp, hash: NodeHash) {
+        match op {
+            ControlOp::Genesis { members, .. } | ControlOp::Add { members, .. } => {
+                for m in members {
+                    self.members.insert(
+                        m.device(),
+                        MemberInfo {
+                            role: m.role,
+                            kem: *m.card.kem_public(),
+                            added_by: hash,
+                        },
+                    );
+                }
+            }
+            ControlOp::Remove { targets, .. } => {
+                for t in targets {
+                    self.members.remove(t);
+                }
+            }
+            ControlOp::SetRole { target, role } => {
+                if let Some(m) = self.members.get_mut(target) {
+                    m.role = *role;
+                }
+            }
+            ControlOp::KeyUpdate { .. } => {}
+        }
+    }
+}
+
+/// One applied control op.
+#[derive(Debug)]
+struct ControlRecord {
+    hash: NodeHash,
+    /// Fold order: (Lamport counter, height, hash). The height is 1 + the greatest height of
+    /// the control ops in its causal past, so an ancestor always sorts first even though a
+    /// control node takes no Lamport counter of its own.
+    order: (u64, u32, NodeHash),
+    op: ControlOp,
+    /// Index of the epoch it created, if any.
+    epoch: Option<u32>,
+}
+
+/// One epoch: the op that created it, who received its secret, and where it sits.
+#[derive(Debug)]
+pub(crate) struct EpochRecord {
+    pub op: NodeHash,
+    pub id: EpochId,
+    pub author: DeviceId,
+    /// The op's group field (all zeros for genesis), part of the sealing context.
+    pub group_field: GroupId,
+    pub salt: [u8; 16],
+    /// Devices sealed the secret (rule K2: exactly the membership after the op), sorted.
+    pub recipients: Vec<DeviceId>,
+    /// Epochs in the op's causal past.
+    pub ancestors: BTreeSet<u32>,
+    /// The heads of the op's causal past: the epochs it supersedes (rule K3).
+    pub superseded: Vec<u32>,
+    /// History link (policy `Full`).
+    pub history: Option<Vec<u8>>,
+}
+
+/// Something another member did that is suspicious but cannot invalidate its op, because
+/// other replicas could not check it (security-design.md §4.4, K2's residual risk).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Evidence {
+    /// The secret sealed to this device in an epoch-creating op does not open.
+    UnopenableSecret {
+        /// The op.
+        op: NodeHash,
+        /// Its author.
+        author: DeviceId,
+    },
+    /// A history link this device could open does not decrypt or decode.
+    BadHistory {
+        /// The op.
+        op: NodeHash,
+        /// Its author.
+        author: DeviceId,
+    },
+}
+
+/// The group state of one replica.
+pub(crate) struct GroupState {
+    pub group: GroupId,
+    pub me: DeviceId,
+    pub policy: Option<GroupPolicy>,
+    controls: Vec<ControlRecord>,
+    control_at: HashMap<NodeHash, u32>,
+    cache: RefCell<HashMap<Vec<u32>, Rc<Membership>>>,
+    pub epochs: Vec<EpochRecord>,
+    epoch_at: HashMap<EpochId, u32>,
+    prefix_at: HashMap<EpochIdPrefix, u32>,
+    /// Current epoch heads in this replica's view (rule K3).
+    pub heads: BTreeSet<u32>,
+    roots: HashMap<u32, EpochRoot>,
+    /// Secrets of the epochs whose roots are known (history links wrap secrets).
+    secrets: HashMap<u32, EpochSecret>,
+    keys: Vec<(Vec<EpochIdPrefix>, GroupKeys)>,
+    /// Delivery context of nodes received in group envelopes and not applied yet: the
+    /// header's epochs.
+    ctx: HashMap<NodeHash, Vec<EpochIdPrefix>>,
+    ctx_order: VecDeque<NodeHash>,
+    /// True once the graph holds opaque nodes (a `FutureOnly` joiner).
+    pub opaque: bool,
+    /// Incremented whenever a root is learned (parked envelopes may now open).
+    pub root_gen: u64,
+    pub evidence: Vec<Evidence>,
+    /// The precise reason of the last refusal (the graph layer only carries a short one).
+    pub last_error: Option<GroupError>,
+}
+
+impl GroupState {
+    pub(crate) fn new(group: GroupId, me: DeviceId) -> Self {
+        GroupState {
+            group,
+            me,
+            policy: None,
+            controls: Vec::new(),
+            control_at: HashMap::new(),
+            cache: RefCell::new(HashMap::new()),
+            epochs: Vec::new(),
+            epoch_at: HashMap::new(),
+            prefix_at: HashMap::new(),
+            heads: BTreeSet::new(),
+            roots: HashMap::new(),
+            secrets: HashMap::new(),
+            keys: Vec::new(),
+            ctx: HashMap::new(),
+            ctx_order: VecDeque::new(),
+            opaque: false,
+            root_gen: 0,
+            evidence: Vec::new(),
+            last_error: None,
+        }
+    }
+
+    // ---- Queries ----------------------------------------------------------------------------
+
+    /// True if `hash` is a control node.
+    pub(crate) fn is_control(&self, hash: &NodeHash) -> bool {
+        self.control_at.contains_key(hash)
+    }
+
+    /// The epoch with this header prefix.
+    pub(crate) fn epoch_by_prefix(&self, p: &EpochIdPrefix) -> Option<u32> {
+        self.prefix_at.get(p).copied()
+    }
+
+    /// The epoch with this id.
+    pub(crate) fn epoch_by_id(&self, id: &EpochId) -> Option<u32> {
+        self.epoch_at.get(id).copied()
+    }
+
+    pub(crate) fn epoch(&self, e: u32) -> Option<&EpochRecord> {
+        self.epochs.get(e as usize)
+    }
+
+    pub(crate) fn has_root(&self, e: u32) -> bool {
+        self.roots.contains_key(&e)
+    }
+
+    pub(crate) fn secret(&self, e: u32) -> Option<&EpochSecret> {
+        self.secrets.get(&e)
+    }
+
+    /// The membership after every control op applied so far (this replica's view).
+    pub(crate) fn current(&self) -> Rc<Membership> {
+        let all: Vec<u32> = (0..self.controls.len() as u32).collect();
+        self.membership(&all)
+    }
+
+    /// The membership after the control ops `set` (indexes, ascending): their fold in
+    /// (Lamport, height, hash) order, which is a topological order.
+    fn membership(&self, set: &[u32]) -> Rc<Membership> {
+        if let Some(m) = self.cache.borrow().get(set) {
+            return Rc::clone(m);
+        }
+        let mut recs: Vec<&ControlRecord> = set
+            .iter()
+            .filter_map(|&i| self.controls.get(i as usize))
+            .collect();
+        recs.sort_by_key(|r| r.order);
+        let mut m = Membership::default();
+        for r in recs {
+            m.apply(&r.op, r.hash);
+        }
+        let m = Rc::new(m);
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= MAX_MEMBERSHIP_CACHE {
+            cache.clear();
+        }
+        cache.insert(set.to_vec(), Rc::clone(&m));
+        m
+    }
+
+    /// Indexes of the control ops in a causal past.
+    fn controls_in(&self, past: &GraphPast<'_>) -> Vec<u32> {
+        self.controls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| past.contains_node(&c.hash))
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+
+    /// The group keys for exactly these header epochs, if this device holds every root.
+    pub(crate) fn keys_for(&mut self, prefixes: &[EpochIdPrefix]) -> Option<&GroupKeys> {
+        if let Some(i) = self.keys.iter().position(|(p, _)| p == prefixes) {
+            return self.keys.get(i).map(|(_, k)| k);
+        }
+        let mut roots = Vec::with_capacity(prefixes.len());
+        for p in prefixes {
+            let e = self.epoch_by_prefix(p)?;
+            roots.push(self.roots.get(&e)?);
+        }
+        let keys = GroupKeys::derive(&roots).ok()?;
+        if self.keys.len() >= 8 {
+            self.keys.clear();
+        }
+        self.keys.push((prefixes.to_vec(), keys));
+        self.keys.last().map(|(_, k)| k)
+    }
+
+    /// For every device removed in this replica's view (no longer a member, and named by a
+    /// `Remove`): the epochs of the `Remove` ops that removed it.
+    pub(crate) fn removals(&self) -> BTreeMap<DeviceId, Vec<u32>> {
+        let current = self.current();
+        let mut out: BTreeMap<DeviceId, Vec<u32>> = BTreeMap::new();
+        for c in &self.controls {
+            if let (ControlOp::Remove { targets, .. }, Some(e)) = (&c.op, c.epoch) {
+                for t in targets {
+                    if !current.members.contains_key(t) {
+                        out.entry(*t).or_default().push(e);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// True if no device removed in this view can ever derive the key of epochs `set`: for
+    /// every removed device, some epoch of the set is, or descends from, an epoch that removed
+    /// it. (Being sealed an epoch is not the only way to learn it: under `Full`, any later
+    /// epoch sealed to a device wraps the earlier ones. But every epoch descending from a
+    /// removal excludes the removed device, rule K2, so its key never reaches that device.)
+    pub(crate) fn excludes_removed(&self, set: &[u32]) -> bool {
+        self.removals().values().all(|rs| {
+            set.iter().any(|&h| {
+                rs.iter()
+                    .any(|r| *r == h || self.epoch(h).is_some_and(|rec| rec.ancestors.contains(r)))
+            })
+        })
+    }
+
+    /// Devices sealed every one of these epochs.
+    pub(crate) fn common_recipients(&self, epochs: &[u32]) -> BTreeSet<DeviceId> {
+        let mut it = epochs.iter().filter_map(|&e| self.epoch(e));
+        let Some(first) = it.next() else {
+            return BTreeSet::new();
+        };
+        let mut set: BTreeSet<DeviceId> = first.recipients.iter().copied().collect();
+        for e in it {
+            set.retain(|d| e.recipients.binary_search(d).is_ok());
+        }
+        set
+    }
+
+    /// Remembers the epochs of the envelope a node arrived in, for the check at apply time.
+    pub(crate) fn set_context(&mut self, node: NodeHash, epochs: Vec<EpochIdPrefix>) {
+        if self.ctx.insert(node, epochs).is_none() {
+            self.ctx_order.push_back(node);
+            while self.ctx_order.len() > MAX_ENVELOPE_CONTEXTS {
+                if let Some(old) = self.ctx_order.pop_front() {
+                    self.ctx.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Forgets the delivery context of a node that was not parked.
+    pub(crate) fn drop_context(&mut self, node: &NodeHash) {
+        let _ = self.take_context(node);
+    }
+
+    fn take_context(&mut self, node: &NodeHash) -> Option<Vec<EpochIdPrefix>> {
+        let c = self.ctx.remove(node)?;
+        self.ctx_order.retain(|h| h != node);
+        Some(c)
+    }
+
+    // ---- Learning keys ----------------------------------------------------------------------
+
+    /// Records the secret (and so the root) of epoch `e`, then follows history links down
+    /// (policy `Full`): every secret a link unwraps is recorded, and its own link followed in
+    /// turn. Only epochs the link's op supersedes and whose key is still unknown are taken.
+    pub(crate) fn learn_secret(&mut self, e: u32, secret: EpochSecret) {
+        let mut work = vec![(e, secret)];
+        while let Some((e, secret)) = work.pop() {
+            if self.roots.contains_key(&e) {
+                continue;
+            }
+            let Some(rec) = self.epochs.get(e as usize) else {
+                continue;
+            };
+            let root = EpochRoot::derive(&secret, rec.op.as_bytes(), self.group.as_bytes());
+            let missing = rec.superseded.iter().any(|s| !self.roots.contains_key(s));
+            if let (Some(blob), true) = (&rec.history, missing) {
+                let ctx = OpContext {
+                    group_field: &rec.group_field,
+                    author: &rec.author,
+                    salt: &rec.salt,
+                    group: &self.group,
+                };
+                let aad = history_aad(&rec.group_field, &rec.author, &rec.salt);
+                let opened = history_key(&secret, &ctx)
+                    .open(&aad, blob)
+                    .ok()
+                    .and_then(|pt| decode_history(&pt).ok());
+                match opened {
+                    Some(pairs) => {
+                        for (id, bytes) in pairs {
+                            let Some(f) = self.epoch_by_id(&id) else {
+                                continue;
+                            };
+                            if rec.superseded.contains(&f) && !self.roots.contains_key(&f) {
+                                work.push((f, EpochSecret::from_bytes(bytes)));
+                            }
+                        }
+                    }
+                    None => self.evidence.push(Evidence::BadHistory {
+                        op: rec.op,
+                        author: rec.author,
+                    }),
+                }
+            }
+            self.roots.insert(e, root);
+            self.secrets.insert(e, secret);
+            self.root_gen += 1;
+        }
+    }
+}
+
+/// Why [`GroupApply`] refused a node.
+enum Refusal {
+    Group(GroupError),
+    Graph(GraphError),
+}
+
+impl From<PeerMisbehaved> for Refusal {
+    fn from(p: PeerMisbehaved) -> Self {
+        Refusal::Group(GroupError::Peer(p))
+    }
+}
+
+impl From<GroupError> for Refusal {
+    fn from(e: GroupError) -> Self {
+        Refusal::Group(e)
+    }
+}
+
+/// What validating a control op decided, before anything changes.
+struct Plan {
+    /// For an epoch-creating op.
+    epoch: Option<EpochPlan>,
+}
+
+/// The new epoch of an epoch-creating op.
+struct EpochPlan {
+    /// The recipients, sorted, with their KEM keys.
+    recipients: Vec<(DeviceId, KemPublicKey)>,
+    /// The epochs in its causal past.
+    ancestors: BTreeSet<u32>,
+    /// The heads it supersedes.
+    superseded: Vec<u32>,
+}
+
+/// The graph layer's [`Apply`] for a group: validates every node against the membership of
+/// its causal past, then applies it (membership, epochs, keys, document).
+pub(crate) struct GroupApply<'a> {
+    pub state: &'a mut GroupState,
+    pub doc: &'a mut Doc,
+    pub skipped: &'a mut HashSet<NodeHash>,
+    pub kem: &'a DeviceKemSecret,
+}
+
+impl Apply for GroupApply<'_> {
+    type Effect = Vec<Patch>;
+
+    fn apply(&mut self, node: &Ready<'_>) -> Result<Vec<Patch>, GraphError> {
+        let ctx = self.state.take_context(&node.hash());
+        match self.apply_checked(node, ctx) {
+            Ok(p) => Ok(p),
+            Err(Refusal::Graph(e)) => Err(e),
+            Err(Refusal::Group(e)) => {
+                let g = match &e {
+                    GroupError::Peer(p) if !p.invalidates_node() => {
+                        GraphError::NotApplied(p.short())
+                    }
+                    GroupError::Peer(p) => GraphError::Refused(p.short()),
+                    _ => GraphError::Refused("group rule broken"),
+                };
+                self.state.last_error = Some(e);
+                Err(g)
+            }
+        }
+    }
+}
+
+impl GroupApply<'_> {
+    /// The checks, in order (each a pure function of the node and its causal past):
+    ///
+    /// 1. The genesis node (group field all zeros) carries `Genesis`; no other node does.
+    /// 2. The author is a member in the membership of the causal past, with a role that
+    ///    allows the payload (document ops: writer or admin; membership ops: admin; key
+    ///    updates and empty merge nodes: any member).
+    /// 3. A control op's own rules: targets are (not) members, rule K2 for its sealed
+    ///    secrets, the history policy.
+    /// 4. The envelope context, if the node came in a group envelope: every header epoch was
+    ///    created in the node's causal past and sealed to its author.
+    /// 5. Apply: the control op (membership, epoch, keys), or the document ops.
+    fn apply_checked(
+        &mut self,
+        node: &Ready<'_>,
+        ctx: Option<Vec<EpochIdPrefix>>,
+    ) -> Result<Vec<Patch>, Refusal> {
+        let body = node.body();
+        let author = body.author;
+        let genesis = body.group == GroupId::GENESIS;
+        let past = if genesis {
+            Vec::new()
+        } else {
+            self.state.controls_in(node.past())
+        };
+        let m = self.state.membership(&past);
+        match &body.payload {
+            Payload::Crdt(ops) => {
+                // 1.
+                if genesis {
+                    return Err(PeerMisbehaved::GenesisMisplaced.into());
+                }
+                // 2.
+                let role = m
+                    .role(&author)
+                    .ok_or(PeerMisbehaved::NotAMember { author })?;
+                if !ops.is_empty() && !role.may_edit() {
+                    return Err(PeerMisbehaved::RoleTooLow {
+                        author,
+                        role,
+                        action: Action::Edit,
+                    }
+                    .into());
+                }
+                // 4.
+                self.check_context(node, ctx.as_deref())?;
+                // 5.
+                if self.must_skip(node, ops) {
+                    self.skipped.insert(node.hash());
+                    return Ok(Vec::new());
+                }
+                apply_crdt(self.doc, node).map_err(Refusal::Graph)
+            }
+            Payload::Group(bytes) => {
+                // 1.–2. by the op's kind alone, before the full decoding verifies up to 256
+                // contact cards: a writer's `Add` costs receivers nothing more.
+                precheck(super::wire::control_kind(bytes), &m, &author, genesis)?;
+                let op = ControlOp::decode(bytes).map_err(|e| match e {
+                    GroupError::Decode(d) => PeerMisbehaved::MalformedControl(d).into(),
+                    other => other,
+                })?;
+                // 1.–3.
+                let plan = self.validate_control(node, &op, &m, &past, genesis)?;
+                // 4.
+                self.check_context(node, ctx.as_deref())?;
+                // 5.
+                self.commit_control(node, op, plan, &past, genesis);
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn validate_control(
+        &self,
+        node: &Ready<'_>,
+        op: &ControlOp,
+        m: &Membership,
+        past: &[u32],
+        genesis: bool,
+    ) -> Result<Plan, Refusal> {
+        let author = node.body().author;
+        let admin = |action: Action| -> Result<(), Refusal> {
+            let role = m
+                .role(&author)
+                .ok_or(PeerMisbehaved::NotAMember { author })?;
+            if !role.may_administer() {
+                return Err(PeerMisbehaved::RoleTooLow {
+                    author,
+                    role,
+                    action,
+                }
+                .into());
+            }
+            Ok(())
+        };
+        let after = match op {
+            ControlOp::Genesis { members, .. } => {
+                if !genesis {
+                    return Err(PeerMisbehaved::GenesisMisplaced.into());
+                }
+                let creator = members.iter().find(|e| e.device() == author);
+                match creator {
+                    None => return Err(PeerMisbehaved::BadGenesis("creator not a member").into()),
+                    Some(e) if e.role != Role::Admin => {
+                        return Err(PeerMisbehaved::BadGenesis("creator not an admin").into())
+                    }
+                    Some(_) => {}
+                }
+                let mut after = Membership::default();
+                after.apply(op, node.hash());
+                after
+            }
+            _ if genesis => return Err(PeerMisbehaved::GenesisMisplaced.into()),
+            ControlOp::Add { members, .. } => {
+                admin(Action::Add)?;
+                if let Some(e) = members.iter().find(|e| m.members.contains_key(&e.device())) {
+                    return Err(PeerMisbehaved::AlreadyMember { device: e.device() }.into());
+                }
+                let mut after = m.clone();
+                after.apply(op, node.hash());
+                after
+            }
+            ControlOp::Remove { targets, .. } => {
+                admin(Action::Remove)?;
+                if let Some(t) = targets.iter().find(|t| !m.members.contains_key(t)) {
+                    return Err(PeerMisbehaved::TargetNotAMember { device: *t }.into());
+                }
+                if targets.contains(&author) {
+                    return Err(PeerMisbehaved::RemovesItself.into());
+                }
+                let mut after = m.clone();
+                after.apply(op, node.hash());
+                after
+            }
+            ControlOp::SetRole { target, .. } => {
+                admin(Action::SetRole)?;
+                if !m.members.contains_key(target) {
+                    return Err(PeerMisbehaved::TargetNotAMember { device: *target }.into());
+                }
+                return Ok(Plan { epoch: None });
+            }
+            ControlOp::KeyUpdate { .. } => {
+                if !m.members.contains_key(&author) {
+                    return Err(PeerMisbehaved::NotAMember { author }.into());
+                }
+                m.clone()
+            }
+        };
+        let Some(key) = op.key() else {
+            return Ok(Plan { epoch: None });
+        };
+        let expected: Vec<(DeviceId, KemPublicKey)> =
+            after.members.iter().map(|(d, i)| (*d, i.kem)).collect();
+        if expected.len() > MAX_GROUP_DEVICES {
+            return Err(PeerMisbehaved::TooManyDevices {
+                count: expected.len(),
+                max: MAX_GROUP_DEVICES,
+            }
+            .into());
+        }
+        check_sealed(key, &expected)?;
+        let policy = match op {
+            ControlOp::Genesis { policy, .. } => *policy,
+            _ => self.state.policy.unwrap_or_default(),
+        };
+        let wants_history = !genesis && policy.history == HistoryPolicy::Full;
+        if key.history.is_some() != wants_history {
+            return Err(PeerMisbehaved::HistoryPolicy {
+                present: key.history.is_some(),
+            }
+            .into());
+        }
+        // Every epoch-creating op is a control op, so the epochs in the causal past are those
+        // of the control ops in it.
+        let ancestors: BTreeSet<u32> = past
+            .iter()
+            .filter_map(|&i| self.state.controls.get(i as usize)?.epoch)
+            .collect();
+        let superseded = heads_of(&self.state.epochs, &ancestors);
+        Ok(Plan {
+            epoch: Some(EpochPlan {
+                recipients: expected,
+                ancestors,
+                superseded,
+            }),
+        })
+    }
+
+    /// Step 4: the envelope's epochs against the node.
+    fn check_context(
+        &self,
+        node: &Ready<'_>,
+        ctx: Option<&[EpochIdPrefix]>,
+    ) -> Result<(), Refusal> {
+        let Some(ctx) = ctx else { return Ok(()) };
+        let author = node.body().author;
+        for p in ctx {
+            let rec = self
+                .state
+                .epoch_by_prefix(p)
+                .and_then(|e| self.state.epoch(e))
+                .ok_or(PeerMisbehaved::EpochNotInPast { epoch: *p })?;
+            if !node.past().contains_node(&rec.op) {
+                return Err(PeerMisbehaved::EpochNotInPast { epoch: *p }.into());
+            }
+            if rec.recipients.binary_search(&author).is_err() {
+                return Err(PeerMisbehaved::AuthorNotRecipient { epoch: *p }.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// `FutureOnly`: a node is skipped (kept in the graph, not applied to the document) if one
+    /// of its ops names an element of an opaque node or of a skipped node: this replica never
+    /// saw that element. The rule is a function of the graph, so every replica that joined at
+    /// the same point skips the same nodes.
+    fn must_skip(&self, node: &Ready<'_>, ops: &[WireOp]) -> bool {
+        if !self.state.opaque && self.skipped.is_empty() {
+            return false;
+        }
+        let unseen = |k: &WireKey| match k {
+            WireKey::Elem(ElemRef::Node { node: h, .. }) => {
+                self.skipped.contains(h) || node.lookup(h).is_some_and(|i| i.opaque)
+            }
+            _ => false,
+        };
+        ops.iter()
+            .any(|op| unseen(&op.cursor.key) || op.cursor.path.iter().any(|(_, k)| unseen(k)))
+    }
+
+    /// Records a validated control op. Cannot fail.
+    fn commit_control(
+        &mut self,
+        node: &Ready<'_>,
+        op: ControlOp,
+        plan: Plan,
+        past: &[u32],
+        genesis: bool,
+    ) {
+        let st = &mut *self.state;
+        let hash = node.hash();
+        let body = node.body();
+        let height = past
+            .iter()
+            .filter_map(|&i| st.controls.get(i as usize))
+            .map(|c| c.order.1)
+            .max()
+            .map_or(0, |h| h.saturating_add(1));
+        if let ControlOp::Genesis { policy, .. } = &op {
+            st.policy = Some(*policy);
+        }
+        let mut epoch = None;
+        let mut mine = None;
+        if let (
+            Some(EpochPlan {
+                recipients,
+                ancestors,
+                superseded,
+            }),
+            Some(key),
+        ) = (plan.epoch, op.key())
+        {
+            let e = st.epochs.len() as u32;
+            let id = EpochId::for_op(hash.as_bytes());
+            let devices: Vec<DeviceId> = recipients.iter().map(|(d, _)| *d).collect();
+            if let Ok(i) = devices.binary_search(&st.me) {
+                mine = key.sealed.get(i).copied().map(|s| (s, key.salt));
+            }
+            for a in &ancestors {
+                st.heads.remove(a);
+            }
+            st.heads.insert(e);
+            st.epochs.push(EpochRecord {
+                op: hash,
+                id,
+                author: body.author,
+                group_field: body.group,
+                salt: key.salt,
+                recipients: devices,
+                ancestors,
+                superseded,
+                history: key.history.clone(),
+            });
+            st.epoch_at.insert(id, e);
+            st.prefix_at.entry(id.prefix()).or_insert(e);
+            st.keys.clear();
+            epoch = Some(e);
+        }
+        let i = st.controls.len() as u32;
+        st.controls.push(ControlRecord {
+            hash,
+            order: (body.lamport, height, hash),
+            op,
+            epoch,
+        });
+        st.control_at.insert(hash, i);
+        if genesis {
+            st.cache.borrow_mut().clear();
+        }
+        // Open this device's sealed secret, if it is a recipient.
+        if let (Some(e), Some((sealed, salt))) = (epoch, mine) {
+            let ctx = SealContext {
+                group: *body.group.as_bytes(),
+                author: *body.author.as_bytes(),
+                salt,
+            };
+            match self
+                .kem
+                .open_epoch_secret(&sealed, &ctx, self.state.me.as_bytes())
+            {
+                Ok(secret) => self.state.learn_secret(e, secret),
+                Err(_) => self.state.evidence.push(Evidence::UnopenableSecret {
+                    op: hash,
+                    author: body.author,
+                }),
+            }
+        }
+    }
+}
+
+/// Checks 1 and 2 for a control op, from its kind tag only (see
+/// [`control_kind`](super::wire::control_kind)). An unknown kind is left to the decoder.
+fn precheck(
+    kind: Option<u32>,
+    m: &Membership,
+    author: &DeviceId,
+    genesis: bool,
+) -> Result<(), Refusal> {
+    let Some(kind) = kind else { return Ok(()) };
+    if (kind == 0) != genesis {
+        return Err(PeerMisbehaved::GenesisMisplaced.into());
+    }
+    if genesis {
+        return Ok(());
+    }
+    let role = m
+        .role(author)
+        .ok_or(PeerMisbehaved::NotAMember { author: *author })?;
+    let action = match kind {
+        1 => Action::Add,
+        2 => Action::Remove,
+        3 => Action::SetRole,
+        _ => return Ok(()),
+    };
+    if !role.may_administer() {
+        return Err(PeerMisbehaved::RoleTooLow {
+            author: *author,
+            role,
+            action,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Rule K2: one sealed secret per expected device, in order, each for that device's key.
+fn check_sealed(key: &KeyUpdate, expected: &[(DeviceId, KemPublicKey)]) -> Result<(), Refusal> {
+    if key.sealed.len() != expected.len() {
+        return Err(PeerMisbehaved::SealedCount {
+            expected: expected.len(),
+            found: key.sealed.len(),
+        }
+        .into());
+    }
+    for (index, (s, (device, kem))) in key.sealed.iter().zip(expected).enumerate() {
+        if *s.kem_key_id() != kem.key_id() {
+            return Err(PeerMisbehaved::SealedRecipient {
+                index,
+                device: *device,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The heads of a set of epochs: those not in the causal past of another one in the set.
+pub(crate) fn heads_of(epochs: &[EpochRecord], set: &BTreeSet<u32>) -> Vec<u32> {
+    set.iter()
+        .copied()
+        .filter(|e| {
+            !set.iter().any(|f| {
+                epochs
+                    .get(*f as usize)
+                    .is_some_and(|r| r.ancestors.contains(e))
+            })
+        })
+        .collect()
+}
