@@ -471,6 +471,73 @@ mod tests {
         assert!(r.pending() <= 2);
     }
 
+    /// Truncated, extended, bit-flipped and oversized chunks: each gets a typed error or is
+    /// held as an incomplete message, and a rejected chunk leaves the reassembler unchanged.
+    #[test]
+    fn damaged_chunks_are_rejected_without_changing_state() {
+        let b = sample(3000);
+        let parts = armour_chunked(&b, 600).unwrap();
+        let mut r = Reassembler::default();
+        r.push(&parts[0]).unwrap();
+        let state = |r: &Reassembler| (r.pending(), r.buffered_bytes());
+        let before = state(&r);
+        let raw = URL_SAFE_NO_PAD
+            .decode(&parts[1][CHUNK_PREFIX.len()..])
+            .unwrap();
+        let enc = |raw: &[u8]| format!("{CHUNK_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
+
+        // Truncated into the header.
+        assert!(matches!(
+            r.push(&enc(&raw[..CHUNK_HEADER])),
+            Err(ArmourError::BadChunk(_))
+        ));
+        assert_eq!(state(&r), before);
+        // Bit flip in the chunk count of a chunk whose message is already partial.
+        let mut flipped = raw.clone();
+        flipped[11] ^= 1;
+        assert!(matches!(
+            r.push(&enc(&flipped)),
+            Err(ArmourError::TotalMismatch(_))
+        ));
+        // Oversized text, before any decoding.
+        let huge = format!("{CHUNK_PREFIX}{}", "A".repeat(MAX_ARMOURED_LEN));
+        assert!(matches!(r.push(&huge), Err(ArmourError::TooLong(_))));
+        assert_eq!(
+            r.push(&parts[0]).unwrap(),
+            None,
+            "exact duplicate is ignored"
+        );
+
+        // A fresh reassembler: the damaged chunks change nothing there either.
+        let mut fresh = Reassembler::default();
+        for bad in [
+            enc(&raw[..CHUNK_HEADER]),
+            huge.clone(),
+            "sd1c:!!".to_owned(),
+        ] {
+            assert!(fresh.push(&bad).is_err());
+            assert_eq!(state(&fresh), (0, 0));
+        }
+        // Extended chunk data (a byte appended): completes with the wrong digest and is
+        // dropped, never returned as an envelope.
+        let mut longer = raw.clone();
+        longer.push(0);
+        let mut r2 = Reassembler::default();
+        let mut results = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            results.push(if i == 1 {
+                r2.push(&enc(&longer))
+            } else {
+                r2.push(p)
+            });
+        }
+        assert!(results
+            .iter()
+            .any(|x| matches!(x, Err(ArmourError::DigestMismatch(_)))));
+        assert!(results.iter().all(|x| !matches!(x, Ok(Some(_)))));
+        assert_eq!(state(&r2), (0, 0));
+    }
+
     proptest! {
         #[test]
         fn arbitrary_text_never_panics(s in ".{0,200}") {

@@ -54,6 +54,29 @@ impl EpochSecret {
         Self(Secret32::new(bytes))
     }
 
+    /// The history key of the epoch this secret creates (rule K6, policy `Full`), bound to the
+    /// creating op's sealing context (`group_field`, `author`, `salt`) and the group id:
+    ///
+    /// ```text
+    /// c      = derive_key(KDF_HISTORY_CONTEXT, lp(group_field) ‖ lp(author) ‖ lp(salt))
+    /// k_hist = derive_key(KDF_HISTORY, derive_key(KDF_EPOCH_ROOT, lp(secret) ‖ lp(c) ‖ lp(group)))
+    /// ```
+    ///
+    /// Derived from the secret, not from the epoch root, because the root depends on the op
+    /// hash, which covers the history link this key encrypts. `c` is a `derive_key` output of
+    /// its own context, so it never equals an op hash.
+    #[must_use]
+    pub fn history_key(
+        &self,
+        group_field: &[u8; 32],
+        author: &[u8; 32],
+        salt: &[u8; 16],
+        group: &[u8; 32],
+    ) -> HistoryKey {
+        let c = kdf::derive_lp(kdf::KDF_HISTORY_CONTEXT, &[group_field, author, salt]);
+        EpochRoot::derive(self, &c, group).history_key()
+    }
+
     /// A copy of the secret bytes, e.g. to forward it in a direct envelope (rule K4). The copy
     /// is wiped when the returned value drops; anything copied out of it is not.
     #[must_use]

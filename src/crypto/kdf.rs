@@ -46,6 +46,12 @@ pub const KDF_TAG: &str = "sealdoc v1 tag";
 /// History key of one epoch (wraps superseded epoch roots, policy `Full`):
 /// `k_hist = derive_key(KDF_HISTORY, epoch_root)`.
 pub const KDF_HISTORY: &str = "sealdoc v1 history";
+/// Context of an epoch's history link (rule K6): `c = derive_key(KDF_HISTORY_CONTEXT,
+/// lp(group field) ‖ lp(author) ‖ lp(salt))`, fixed before the creating op is hashed. It takes
+/// the op hash's place in the root derivation behind
+/// [`EpochSecret::history_key`](crate::crypto::EpochSecret::history_key), because the real root depends on the op hash,
+/// which covers the history link itself (deriving the link's key from it would be circular).
+pub const KDF_HISTORY_CONTEXT: &str = "sealdoc v1 group history context";
 /// Snapshot key of one epoch (encrypts snapshot blobs):
 /// `k_snap = derive_key(KDF_SNAPSHOT, epoch_root)`.
 pub const KDF_SNAPSHOT: &str = "sealdoc v1 snapshot";

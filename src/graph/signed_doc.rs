@@ -413,7 +413,7 @@ impl SignedDoc {
                 payload: Payload::Crdt(Vec::new()),
             };
             let bytes = self.device.sign(&merge_body)?;
-            self.log.insert_local(&bytes)?;
+            self.log.insert_local(&bytes, &me)?;
             nodes.push(bytes);
         }
     }
@@ -445,7 +445,7 @@ impl SignedDoc {
                 max,
             });
         }
-        let hash = self.log.insert_local(&bytes)?;
+        let hash = self.log.insert_local(&bytes, &me)?;
         // From here the node is in the graph: should the rename fail (it cannot: the actor
         // `author ‖ new hash` is unknown to the document), the caller rebuilds the document
         // from the graph, which then holds this change.
