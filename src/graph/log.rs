@@ -368,7 +368,20 @@ impl Log {
         bytes: &[u8],
         state: &mut A,
     ) -> Result<Outcome<A::Effect>, GraphError> {
-        let node = SignedNode::decode(bytes)?;
+        self.receive_decoded(SignedNode::decode(bytes)?, state)
+    }
+
+    /// [`Log::receive`] for a node the caller has already decoded (the group layer decodes it
+    /// to check its context first; decoding and hashing it again would be wasted work).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Log::receive`], less the decoding errors.
+    pub fn receive_decoded<A: Apply>(
+        &mut self,
+        node: SignedNode,
+        state: &mut A,
+    ) -> Result<Outcome<A::Effect>, GraphError> {
         let hash = node.hash();
         if self.dag.contains(&hash) || self.buffer.contains(&hash) {
             return Ok(Outcome::Duplicate);

@@ -111,7 +111,7 @@ impl Member {
         // the node is refused before that: a forged copy must not leave its context behind
         // for the genuine node.
         self.state.set_context(hash, header.epochs().to_vec());
-        let outcome = self.receive_node(&plaintext);
+        let outcome = self.receive_signed(node);
         if !matches!(outcome, Ok(Received::Pending(_))) {
             self.state.drop_context(&hash);
         }
@@ -133,6 +133,12 @@ impl Member {
 
     /// Feeds one signed node to the graph with the group's rules.
     pub(super) fn receive_node(&mut self, bytes: &[u8]) -> Result<Received, GroupError> {
+        let node = SignedNode::decode(bytes).map_err(|e| self.graph_error(e.into()))?;
+        self.receive_signed(node)
+    }
+
+    /// [`Member::receive_node`] for a node already decoded.
+    pub(super) fn receive_signed(&mut self, node: SignedNode) -> Result<Received, GroupError> {
         self.state.last_error = None;
         let mut ga = GroupApply {
             state: &mut self.state,
@@ -140,7 +146,7 @@ impl Member {
             skipped: &mut self.inner.skipped,
             kem: &self.kem,
         };
-        match self.inner.log.receive(bytes, &mut ga) {
+        match self.inner.log.receive_decoded(node, &mut ga) {
             Ok(Outcome::Applied(p)) => Ok(Received::Applied(p.into_iter().flatten().collect())),
             Ok(Outcome::Pending { missing }) => {
                 Ok(Received::Pending(Pending::MissingDeps(missing)))
