@@ -21,6 +21,7 @@ pub mod crypto;
 pub mod doc;
 pub mod graph;
 pub mod group;
+pub mod replica;
 pub mod store;
 #[cfg(any(feature = "matrix", feature = "email"))]
 pub mod transport;

@@ -77,6 +77,9 @@ pub const KDF_STORAGE_AEAD: &str = "sealdoc v1 storage aead";
 /// Nonce key of storage wrapping (the nonce is a PRF of the wrapped secret, SIV-style):
 /// `derive_key(KDF_STORAGE_NONCE, storage_key)`.
 pub const KDF_STORAGE_NONCE: &str = "sealdoc v1 storage nonce";
+/// AEAD key of data sealed at rest ([`StorageKey::seal`](super::StorageKey::seal)):
+/// `derive_key(KDF_STORAGE_DATA, storage_key)`.
+pub const KDF_STORAGE_DATA: &str = "sealdoc v1 storage data";
 /// Ed25519 signing key of a recovery device: `derive_key(KDF_RECOVERY_SIG, recovery_secret)`
 /// (security-design.md §4.1).
 pub const KDF_RECOVERY_SIG: &str = "sealdoc v1 recovery sig";

@@ -15,7 +15,9 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::codec::{read_preamble, Hex, Reader};
-use super::kdf::{self, KDF_RECOVERY_KEM, KDF_RECOVERY_SIG, KDF_STORAGE_AEAD, KDF_STORAGE_NONCE};
+use super::kdf::{
+    self, KDF_RECOVERY_KEM, KDF_RECOVERY_SIG, KDF_STORAGE_AEAD, KDF_STORAGE_DATA, KDF_STORAGE_NONCE,
+};
 use super::limits::{NONCE_LEN, TAG_LEN};
 use super::{aead, CryptoError};
 
@@ -131,6 +133,11 @@ pub struct DeviceKemSecret {
 pub const STORAGE_MAGIC: [u8; 2] = *b"EK";
 /// Storage blob kind: an X25519 device KEM secret.
 pub const STORAGE_KIND_KEM: u8 = 1;
+/// Storage blob kind: caller data sealed with [`StorageKey::seal`].
+pub const STORAGE_KIND_DATA: u8 = 2;
+/// Bytes [`StorageKey::seal`] adds to the plaintext: magic 2, version 1, suite 1, kind 1,
+/// nonce 24, tag 16.
+pub const STORAGE_DATA_OVERHEAD: usize = 2 + 1 + 1 + 1 + NONCE_LEN + TAG_LEN;
 /// Length of [`DeviceKemSecret::to_encrypted`] output: magic 2, version 1, suite 1, kind 1,
 /// key id 8, nonce 24, ciphertext 32, tag 16.
 pub const ENCRYPTED_KEM_SECRET_LEN: usize = 2 + 1 + 1 + 1 + 8 + NONCE_LEN + 32 + TAG_LEN;
@@ -144,8 +151,14 @@ impl DeviceKemSecret {
     }
 
     /// Builds the key from secret bytes (recovery derivation, storage import).
-    fn from_secret_bytes(bytes: &Zeroizing<[u8; 32]>) -> Self {
+    pub(crate) fn from_secret_bytes(bytes: &Zeroizing<[u8; 32]>) -> Self {
         Self::from_static(StaticSecret::from(**bytes))
+    }
+
+    /// The secret bytes, for the replica's store (which keeps them only sealed under the
+    /// application's storage key).
+    pub(crate) fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.secret.to_bytes())
     }
 
     fn from_static(secret: StaticSecret) -> Self {
@@ -275,6 +288,78 @@ impl StorageKey {
     /// A fresh random key.
     pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
         Self(Secret32::random(rng))
+    }
+}
+
+impl StorageKey {
+    /// Encrypts `plaintext` for local storage, bound to `context` (the caller's name for what
+    /// and whose it is, e.g. a label and a device id; the same `context` is needed to open).
+    ///
+    /// Layout: `"EK" | version | suite | kind=2 | nonce[24] | XChaCha20-Poly1305(plaintext) |
+    /// tag[16]` under `derive_key(KDF_STORAGE_DATA, storage_key)`, with associated data =
+    /// everything before the ciphertext followed by `context`. The nonce is random: the same
+    /// key seals many records, so it must not repeat (24 bytes make collisions negligible).
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::PlaintextTooLarge`] only past the AEAD's limit (256 GiB).
+    pub fn seal(
+        &self,
+        context: &[u8],
+        plaintext: &[u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let k = kdf::derive(KDF_STORAGE_DATA, self.0.as_bytes());
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(plaintext.len() + STORAGE_DATA_OVERHEAD);
+        out.extend_from_slice(&STORAGE_MAGIC);
+        out.extend_from_slice(&[super::VERSION, super::SUITE, STORAGE_KIND_DATA]);
+        out.extend_from_slice(&nonce);
+        let mut aad = Vec::with_capacity(out.len() + context.len());
+        aad.extend_from_slice(&out);
+        aad.extend_from_slice(context);
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        match aead::encrypt(&k, &nonce, &aad, &mut out[start..]) {
+            Ok(tag) => {
+                out.extend_from_slice(&tag);
+                Ok(out)
+            }
+            Err(e) => {
+                out.zeroize();
+                Err(e)
+            }
+        }
+    }
+
+    /// Decrypts what [`StorageKey::seal`] made with the same key and `context`.
+    ///
+    /// # Errors
+    ///
+    /// Decoding errors for malformed input (too short, wrong magic, version, suite or kind),
+    /// [`CryptoError::AuthenticationFailed`] for a wrong key, a wrong context or tampered
+    /// bytes.
+    pub fn open(&self, context: &[u8], bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let mut r = Reader::new(bytes);
+        read_preamble(&mut r, "sealed storage data", STORAGE_MAGIC)?;
+        let kind = r.u8("kind")?;
+        if kind != STORAGE_KIND_DATA {
+            return Err(CryptoError::UnexpectedKind { found: kind });
+        }
+        let nonce = r.array::<NONCE_LEN>("nonce")?;
+        let prefix_len = STORAGE_DATA_OVERHEAD - TAG_LEN;
+        let (head, body) = bytes
+            .split_at_checked(prefix_len)
+            .ok_or(CryptoError::AuthenticationFailed)?;
+        let (ct, tag) = aead::split_tag(body).ok_or(CryptoError::AuthenticationFailed)?;
+        let mut aad = Vec::with_capacity(head.len() + context.len());
+        aad.extend_from_slice(head);
+        aad.extend_from_slice(context);
+        let k = kdf::derive(KDF_STORAGE_DATA, self.0.as_bytes());
+        let mut out = Zeroizing::new(ct.to_vec());
+        aead::decrypt(&k, &nonce, &aad, &mut out, tag)?;
+        Ok(out)
     }
 }
 

@@ -79,7 +79,7 @@ pub use group::{
 };
 pub use keys::{
     DeviceKemSecret, KemKeyId, KemPublicKey, RecoverySecret, StorageKey, ENCRYPTED_KEM_SECRET_LEN,
-    STORAGE_KIND_KEM, STORAGE_MAGIC,
+    STORAGE_DATA_OVERHEAD, STORAGE_KIND_DATA, STORAGE_KIND_KEM, STORAGE_MAGIC,
 };
 pub use limits::{
     EnvelopeLimits, COMMITMENT_LEN, DEFAULT_MAX_ENVELOPE, DIRECT_HEADER_LEN, EPOCH_PREFIX_LEN,

@@ -54,6 +54,15 @@ impl Buffer {
         self.nodes.values()
     }
 
+    /// The bytes of every parked node, oldest first.
+    pub(crate) fn parked_bytes(&self) -> Vec<Vec<u8>> {
+        self.order
+            .values()
+            .filter_map(|h| self.nodes.get(h))
+            .map(|p| p.node.as_bytes().to_vec())
+            .collect()
+    }
+
     /// Number of nodes parked for `author`.
     pub(crate) fn author_len(&self, author: &DeviceId) -> usize {
         self.per_author.get(author).map_or(0, BTreeMap::len)

@@ -57,6 +57,12 @@ impl Device {
         frame(&body, &self.sign_body(&body))
     }
 
+    /// The Ed25519 secret key (the seed [`Device::from_seed`] takes back), for the replica's
+    /// store, which keeps it only encrypted under the application's storage key.
+    pub(crate) fn seed(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.key.to_bytes())
+    }
+
     /// The signing key, for the group layer's contact cards and direct envelopes (each under
     /// its own signature label, so no signature can pass for another kind).
     pub(crate) fn signing_key(&self) -> &SigningKey {

@@ -121,6 +121,17 @@ impl SignedNode {
         Ok(verified)
     }
 
+    /// A node this replica verified before and kept in its own store, authenticated under the
+    /// application's storage key: accepted without verifying the signature again. Only the
+    /// replica's restore path may call this, with bytes read back from its own store (never
+    /// with input from a peer); every other rule of the DAG is still checked.
+    pub(crate) fn stored(self) -> VerifiedNode {
+        VerifiedNode {
+            node: self,
+            _proof: SignatureChecked(()),
+        }
+    }
+
     /// A node this replica signed itself a moment ago: accepted without verifying the
     /// signature again, after checking that it names `signer` as its author.
     ///

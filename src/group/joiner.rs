@@ -207,6 +207,14 @@ impl Joiner {
         }
     }
 
+    /// The device's two secrets (signing seed, KEM secret), for the replica's encrypted
+    /// device blob; `None` once welcomed (the member has them then).
+    pub(crate) fn device_secrets(&self) -> Option<super::DeviceSecrets> {
+        self.keys
+            .as_ref()
+            .map(|(d, k)| (d.seed(), k.to_secret_bytes()))
+    }
+
     /// The member, once welcomed, after it applied the group traffic parked before the welcome
     /// (as its history policy allows: under `FutureOnly`, traffic under epochs before its join
     /// stays unreadable).

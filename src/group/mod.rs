@@ -221,6 +221,7 @@ pub use limits::{
     MAX_GROUP_DEVICES, MAX_HISTORY_LEN, MAX_HISTORY_ROOTS, MAX_MEMBERSHIP_CACHE,
     MAX_MEMBERS_PER_OP, MAX_RETRIES_PER_CALL, MAX_SEEN_ENVELOPES,
 };
+pub(crate) use member::{DeviceSecrets, Entry};
 pub use member::{Member, Outbound, Pending, Received, Sent};
 pub use policy::{Action, GroupPolicy, HistoryPolicy, Role};
 pub use state::Evidence;

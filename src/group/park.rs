@@ -172,6 +172,15 @@ impl Park {
     }
 
     /// Ids of parked envelopes, oldest first.
+    /// The bytes of every parked envelope, oldest first.
+    pub(crate) fn parked_bytes(&self) -> Vec<Vec<u8>> {
+        self.order
+            .values()
+            .filter_map(|id| self.by_id.get(id))
+            .map(|p| p.bytes.clone())
+            .collect()
+    }
+
     pub(crate) fn ids(&self) -> Vec<EnvelopeId> {
         self.order.values().copied().collect()
     }

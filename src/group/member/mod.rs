@@ -29,8 +29,11 @@ use crate::crypto::{
 use crate::doc::{Doc, DocError, Patch, Transaction};
 use crate::graph::wire::NODE_VERSION;
 
+mod persist;
 mod receive;
 mod send;
+
+pub(crate) use persist::{DeviceSecrets, Entry};
 
 use crate::graph::{
     Device, DeviceId, GraphError, GroupId, Have, Log, NodeBody, NodeHash, Outcome, Payload,
