@@ -1,9 +1,10 @@
 //! Two people, one encrypted shopping list, one untrusted relay.
 //!
 //! Run it with `cargo run --example two_party`. Alice creates a group, adds Bob, and both edit
-//! the list at the same time. Every envelope goes through a relay thread that logs what it
-//! carries: sizes and a few bytes of ciphertext, never the list. At the end Alice removes Bob
-//! and writes one more thing, which Bob can no longer read.
+//! the list at the same time. Each keeps a [`Replica`] in its own encrypted store on disk.
+//! Every envelope goes through a relay thread that logs what it carries: sizes and a few bytes
+//! of ciphertext, never the list. Bob's device restarts in the middle and picks up where it
+//! was. At the end Alice removes Bob and writes one more thing, which Bob can no longer read.
 //!
 //! The program exits with status 1 if the two documents differ, if the relay ever carried a
 //! string of the document in clear, or if Bob could read Alice's change after his removal.
@@ -13,11 +14,13 @@ use std::error::Error;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
-use rand_core::OsRng;
-use sealdoc::crypto::DeviceKemSecret;
-use sealdoc::graph::{Device, DeviceId};
-use sealdoc::group::{GroupPolicy, Joiner, Member, Outbound, Role};
+use sealdoc::crypto::StorageKey;
+use sealdoc::graph::DeviceId;
+use sealdoc::group::{GroupPolicy, Role};
+use sealdoc::replica::{Recipient, Replica};
+use sealdoc::store::FileStore;
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 /// What the program found; [`Report::problems`] lists what went wrong.
 #[derive(Debug)]
@@ -125,16 +128,24 @@ fn start_relay(
     (tx, handle)
 }
 
-/// Hands everything in `out` to the relay.
-fn send(relay: &Sender<ToRelay>, from: DeviceId, out: Outbound) -> Result<(), Box<dyn Error>> {
-    for bytes in out.broadcast {
-        let route = Route::Everyone;
-        relay.send(ToRelay::Envelope { from, route, bytes })?;
+/// Hands everything in the replica's outbox to the relay, then marks it sent (only then: a
+/// crash before this point would leave it in the durable outbox, to send after restart).
+fn send(relay: &Sender<ToRelay>, from: &mut Replica) -> Result<(), Box<dyn Error>> {
+    let device = from.device_id();
+    let mut sent = Vec::new();
+    for m in from.outbox() {
+        let route = match m.to {
+            Recipient::Group => Route::Everyone,
+            Recipient::Device(d) => Route::Device(d),
+        };
+        relay.send(ToRelay::Envelope {
+            from: device,
+            route,
+            bytes: m.bytes.clone(),
+        })?;
+        sent.push(m.id);
     }
-    for (to, bytes) in out.direct {
-        let route = Route::Device(to);
-        relay.send(ToRelay::Envelope { from, route, bytes })?;
-    }
+    from.mark_sent(&sent)?;
     Ok(())
 }
 
@@ -149,19 +160,22 @@ fn collect(
     Ok(inbox.try_iter().collect())
 }
 
-/// Receives everything in `inbox` as a member of the group.
+/// Receives everything in `inbox`.
 fn receive_all(
-    me: &mut Member,
+    me: &mut Replica,
     relay: &Sender<ToRelay>,
     inbox: &Receiver<Vec<u8>>,
 ) -> Result<(), Box<dyn Error>> {
     for bytes in collect(relay, inbox)? {
-        let _ = me.receive(&bytes, &mut OsRng)?;
-    }
-    while me.backlog() > 0 {
-        let _ = me.drain();
+        let _ = me.receive(&bytes)?;
     }
     Ok(())
+}
+
+/// A storage key for a person's device. A real application keeps it in the OS keychain; the
+/// example derives it from fixed bytes so that Bob's restarted device can open his store.
+fn storage_key(who: u8) -> StorageKey {
+    StorageKey::from_bytes(Zeroizing::new([who; 32]))
 }
 
 /// Every string in a JSON value (keys and values) of at least four bytes.
@@ -182,21 +196,20 @@ fn strings(v: &Value, out: &mut Vec<String>) {
 
 /// The whole story; `main` prints the verdict.
 pub fn run() -> Result<Report, Box<dyn Error>> {
-    let mut rng = OsRng;
+    // Each person's device keeps its replica in its own directory, encrypted under a key only
+    // that device holds.
+    let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
 
-    // 1. Each person has a device: a signing key and a key-agreement (KEM) key.
+    // 1. Each person has a device: a signing key and a key-agreement (KEM) key, made by the
+    //    replica and stored sealed.
     println!("1. Alice creates the group; Bob prepares to join.");
-    let mut alice = Member::create(
-        Device::generate(&mut rng),
-        DeviceKemSecret::generate(&mut rng),
+    let mut alice = Replica::create(
+        FileStore::open(dirs.0.path())?,
+        storage_key(b'a'),
         GroupPolicy::full_history(), // newcomers get the whole history
-        &mut rng,
     )?;
-    let bob_joiner = Joiner::new(
-        Device::generate(&mut rng),
-        DeviceKemSecret::generate(&mut rng),
-    );
-    let (alice_id, bob_id) = (alice.device_id(), bob_joiner.device_id());
+    let mut bob = Replica::new_joiner(FileStore::open(dirs.1.path())?, storage_key(b'b'))?;
+    let (alice_id, bob_id) = (alice.device_id(), bob.device_id());
 
     // 2. The relay knows devices only by id and delivers bytes to their inboxes.
     let (alice_tx, alice_inbox) = mpsc::channel();
@@ -205,52 +218,46 @@ pub fn run() -> Result<Report, Box<dyn Error>> {
     let (relay, relay_thread) = start_relay(inboxes);
 
     // 3. Alice starts the list before Bob joins (the full-history policy lets him see it).
-    let out = alice.change(
-        |tx| {
-            tx.set("title", "Groceries")?;
-            tx.set(
-                "items",
-                json!([{ "name": "milk", "qty": 1 }, { "name": "eggs", "qty": 12 }]),
-            )
-        },
-        &mut rng,
-    )?;
-    // The relay passes it to Bob's inbox too; he cannot open it until he is welcomed.
-    send(&relay, alice_id, out.outbound)?;
+    alice.change(|tx| {
+        tx.set("title", "Groceries")?;
+        tx.set(
+            "items",
+            json!([{ "name": "milk", "qty": 1 }, { "name": "eggs", "qty": 12 }]),
+        )
+    })?;
+    // The relay passes it to Bob's inbox too; he keeps it until he is welcomed.
+    send(&relay, &mut alice)?;
 
     // 4. Bob hands Alice his contact card out of band (it holds public keys only); she adds
     //    him as a writer, and the welcome reaches him through the relay, sealed to his device.
     println!("2. Alice adds Bob; the welcome goes through the relay.");
-    let card = bob_joiner.contact_card().ok_or("Bob's card")?;
-    let out = alice.add(&card, Role::Writer, &mut rng)?;
-    send(&relay, alice_id, out.outbound)?;
-    let mut bob_joiner = bob_joiner;
-    for bytes in collect(&relay, &bob_inbox)? {
-        let _ = bob_joiner.receive(&bytes)?;
+    alice.add_member(&bob.contact_card(), Role::Writer)?;
+    send(&relay, &mut alice)?;
+    receive_all(&mut bob, &relay, &bob_inbox)?;
+    if !bob.is_member() {
+        return Err("Bob's welcome did not complete".into());
     }
-    let mut bob = bob_joiner.finish()?.member;
     println!("   Bob joined and sees: {}", bob.doc().to_json());
 
     // 5. Both edit at the same time, before seeing each other's change: both change the
     //    milk's quantity (a conflict), and each adds an item.
     println!("3. Concurrent edits.");
-    let a = alice.change(
-        |tx| {
-            tx.set("/items/0/qty", 2)?;
-            tx.push("items", json!({ "name": "bread", "qty": 1 }))
-        },
-        &mut rng,
-    )?;
-    let b = bob.change(
-        |tx| {
-            tx.set("/items/0/qty", 3)?;
-            tx.push("items", json!({ "name": "coffee", "qty": 1 }))
-        },
-        &mut rng,
-    )?;
-    send(&relay, alice_id, a.outbound)?;
-    send(&relay, bob_id, b.outbound)?;
+    alice.change(|tx| {
+        tx.set("/items/0/qty", 2)?;
+        tx.push("items", json!({ "name": "bread", "qty": 1 }))
+    })?;
+    bob.change(|tx| {
+        tx.set("/items/0/qty", 3)?;
+        tx.push("items", json!({ "name": "coffee", "qty": 1 }))
+    })?;
+    send(&relay, &mut alice)?;
+    send(&relay, &mut bob)?;
     receive_all(&mut alice, &relay, &alice_inbox)?;
+
+    // Bob's device restarts before reading its inbox: everything he had is in his store.
+    println!("   Bob's device restarts.");
+    drop(bob);
+    let mut bob = Replica::open(FileStore::open(dirs.1.path())?, storage_key(b'b'))?;
     receive_all(&mut bob, &relay, &bob_inbox)?;
 
     // 6. Both converge on the same document; the conflicting quantity keeps both values
@@ -269,21 +276,21 @@ pub fn run() -> Result<Report, Box<dyn Error>> {
     // 7. Alice removes Bob: the key rotates to an epoch sealed to Alice alone. The relay
     //    still delivers everything to Bob, as an untrusted relay might.
     println!("4. Alice removes Bob, then writes a note.");
-    let out = alice.remove(&[bob_id], &mut rng)?;
-    send(&relay, alice_id, out.outbound)?;
+    alice.remove_members(&[bob_id])?;
+    send(&relay, &mut alice)?;
     for bytes in collect(&relay, &bob_inbox)? {
-        match bob.receive(&bytes, &mut rng) {
+        match bob.receive(&bytes) {
             Ok(r) => println!("   Bob receives the removal: {r:?}"),
             Err(e) => println!("   Bob receives the removal: error: {e}"),
         }
     }
     let secret = "surprise party for Bob";
-    let out = alice.change(|tx| tx.set("note", secret), &mut rng)?;
-    send(&relay, alice_id, out.outbound)?;
+    alice.change(|tx| tx.set("note", secret))?;
+    send(&relay, &mut alice)?;
     let before = bob.doc().to_json();
     let mut bob_after_removal = Vec::new();
     for bytes in collect(&relay, &bob_inbox)? {
-        bob_after_removal.push(match bob.receive(&bytes, &mut rng) {
+        bob_after_removal.push(match bob.receive(&bytes) {
             Ok(r) => format!("received {r:?}"),
             Err(e) => format!("refused: {e}"),
         });

@@ -161,10 +161,10 @@ impl Options {
     }
 }
 
-/// What a command did: its value, its visible effects, and the messages to send (also kept in
-/// the [outbox](Replica::outbox) until reported sent).
+/// What a command did: its value, its visible effects, and the messages it made. The messages
+/// are also in the [outbox](Replica::outbox) until reported sent, so an application may send
+/// from either place.
 #[derive(Debug)]
-#[must_use = "the outgoing messages must be sent"]
 #[non_exhaustive]
 pub struct Update<T> {
     /// The closure's result (for [`Replica::change`]).
