@@ -300,3 +300,117 @@ pub(crate) fn open<T: for<'de> Deserialize<'de>>(
     }
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use proptest::prelude::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    use super::*;
+
+    fn key() -> StorageKey {
+        StorageKey::from_bytes(Zeroizing::new([9; 32]))
+    }
+
+    fn device() -> DeviceId {
+        DeviceId::from_bytes([3; 32])
+    }
+
+    #[test]
+    fn a_step_round_trips_and_is_bound_to_its_kind_and_device() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let step = RecordBody::Step(Step {
+            entries: vec![StoredEntry::Node(vec![1, 2, 3])],
+            secrets: vec![StoredSecret::new(&EpochId::from_bytes([5; 32]), &[6; 32])],
+            waiting: vec![vec![7; 10]],
+            outgoing: vec![StoredOutgoing {
+                id: 4,
+                to: Some([8; 32]),
+                bytes: vec![9; 3],
+            }],
+            sent: vec![1, 2],
+        });
+        let sealed = seal(&key(), Kind::Record, &device(), &step, &mut rng).unwrap();
+        let back: RecordBody = open(&key(), Kind::Record, &device(), &sealed, "record").unwrap();
+        let RecordBody::Step(s) = back else {
+            panic!("not a step")
+        };
+        assert_eq!(s.sent, [1, 2]);
+        assert_eq!(s.outgoing[0].id, 4);
+        assert_eq!(s.secrets[0].take().1.as_ref(), &[6; 32]);
+        // The same bytes do not open as a snapshot, for another device, or under another key.
+        assert!(matches!(
+            open::<RecordBody>(&key(), Kind::Snapshot, &device(), &sealed, "x"),
+            Err(ReplicaError::Corrupt { .. })
+        ));
+        let other = DeviceId::from_bytes([4; 32]);
+        assert!(open::<RecordBody>(&key(), Kind::Record, &other, &sealed, "x").is_err());
+        let wrong = StorageKey::from_bytes(Zeroizing::new([1; 32]));
+        assert!(open::<RecordBody>(&wrong, Kind::Record, &device(), &sealed, "x").is_err());
+        // No plaintext of the record is visible in the sealed bytes.
+        assert!(!sealed.windows(10).any(|w| w == [7; 10]));
+    }
+
+    #[test]
+    fn the_device_blob_round_trips_and_a_wrong_key_is_named() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let blob = seal_device(&key(), &[1; 32], &[2; 32], &mut rng).unwrap();
+        let (seed, kem) = open_device(&key(), &blob).unwrap();
+        assert_eq!((*seed, *kem), ([1; 32], [2; 32]));
+        let wrong = StorageKey::from_bytes(Zeroizing::new([1; 32]));
+        assert!(matches!(
+            open_device(&wrong, &blob),
+            Err(ReplicaError::WrongKey)
+        ));
+        let mut cut = blob.clone();
+        cut.truncate(10);
+        assert!(open_device(&key(), &cut).is_err());
+    }
+
+    #[test]
+    fn a_newer_format_version_is_named() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let sealed = key()
+            .seal(
+                &context(Kind::Record, &device()),
+                &[FORMAT_VERSION + 1, 0],
+                &mut rng,
+            )
+            .unwrap();
+        assert!(matches!(
+            open::<RecordBody>(&key(), Kind::Record, &device(), &sealed, "record"),
+            Err(ReplicaError::UnsupportedFormat { found }) if found == FORMAT_VERSION + 1
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Authentic but arbitrary plaintext (what a buggy or older writer could leave) decodes
+        /// to a typed error or a value, never a panic or a huge allocation.
+        #[test]
+        fn arbitrary_sealed_plaintext_never_panics(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            seed in any::<u64>(),
+        ) {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let mut pt = vec![FORMAT_VERSION];
+            pt.extend_from_slice(&body);
+            for kind in [Kind::Record, Kind::Snapshot] {
+                let sealed = key().seal(&context(kind, &device()), &pt, &mut rng).unwrap();
+                let _ = open::<RecordBody>(&key(), kind, &device(), &sealed, "record");
+                let _ = open::<Image>(&key(), kind, &device(), &sealed, "snapshot");
+            }
+        }
+
+        /// Arbitrary bytes where sealed data is expected: an error, never a panic.
+        #[test]
+        fn arbitrary_sealed_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert!(open::<RecordBody>(&key(), Kind::Record, &device(), &bytes, "record").is_err());
+            prop_assert!(open_device(&key(), &bytes).is_err());
+        }
+    }
+}
