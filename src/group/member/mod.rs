@@ -257,22 +257,7 @@ impl Member {
             }
             .into());
         }
-        let mut member = Member {
-            inner: SignedDoc::with_limits(device, group, limits),
-            kem,
-            state: GroupState::new(group, me),
-            config,
-            seen: Seen::new(MAX_SEEN_ENVELOPES),
-            park: Park::new(
-                config.parked_envelopes,
-                config.parked_bytes,
-                config.parked_per_epoch,
-            ),
-            assembler: Assembler::default(),
-            joined_at: None,
-            unsent: Outbound::default(),
-            danger_skip_local_checks: false,
-        };
+        let mut member = Member::empty(device, kem, config, group, None);
         member.apply_own(&bytes)?;
         let mut out = Outbound::default();
         let welcome = member.welcome_bundle(hash)?;
