@@ -157,6 +157,8 @@ pub struct Member {
     /// Envelopes of a rotation made by a command that then failed; sent with the next command.
     unsent: Outbound,
     danger_skip_local_checks: bool,
+    /// The resolution the document's whiteout set was computed for.
+    whiteout_gen: u64,
 }
 
 /// What an internal control command asks for.
@@ -269,6 +271,7 @@ impl Member {
             joined_at: None,
             unsent: Outbound::default(),
             danger_skip_local_checks: false,
+            whiteout_gen: 0,
         };
         member.apply_own(&bytes)?;
         let mut out = Outbound::default();
@@ -290,7 +293,7 @@ impl Member {
         park: Park,
         joined_at: NodeHash,
     ) -> Member {
-        Member {
+        let mut m = Member {
             inner,
             kem,
             state,
@@ -301,7 +304,10 @@ impl Member {
             joined_at: Some(joined_at),
             unsent: Outbound::default(),
             danger_skip_local_checks: false,
-        }
+            whiteout_gen: 0,
+        };
+        let _ = m.settle_whiteout();
+        m
     }
 
     // ---- Getters --------------------------------------------------------------------------
@@ -684,6 +690,7 @@ impl fmt::Debug for Member {
             joined_at,
             unsent: _,
             danger_skip_local_checks,
+            whiteout_gen: _,
         } = self;
         f.debug_struct("Member")
             .field("device", &inner.device_id())
