@@ -84,7 +84,10 @@ fn crafted_key_update(
         })
         .collect();
     let history = (m.policy().history == sealdoc::group::HistoryPolicy::Full).then(Vec::new);
-    assert!(history.is_none(), "crafted updates are for FutureOnly groups");
+    assert!(
+        history.is_none(),
+        "crafted updates are for FutureOnly groups"
+    );
     let op = ControlOp::KeyUpdate {
         key: KeyUpdate {
             salt,
@@ -165,7 +168,10 @@ fn concurrent_add_and_remove() {
             .unwrap()
             .outbound;
         let content = out.broadcast.last().unwrap().clone();
-        assert!(ms[3].open_envelope(&content).is_err(), "D reads nothing new");
+        assert!(
+            ms[3].open_envelope(&content).is_err(),
+            "D reads nothing new"
+        );
         deliver(&mut n, &out, &mut r);
         assert_eq!(n.doc().get("x"), Some(json!("merged")), "N reads the merge");
         send_to(&mut ms, &[0, 1], &out, &mut r);
@@ -221,7 +227,10 @@ fn an_accomplice_added_by_a_removed_admin_is_not_a_member() {
     let mut x = welcome(x, &add);
     let xid = x.device_id();
     // The accomplice writes and adds a second accomplice.
-    let xw = x.change(|tx| tx.set("owned", true), &mut r).unwrap().outbound;
+    let xw = x
+        .change(|tx| tx.set("owned", true), &mut r)
+        .unwrap()
+        .outbound;
     let y = joiner(21);
     let xa = x
         .add(&y.contact_card().unwrap(), Role::Writer, &mut r)
@@ -240,7 +249,11 @@ fn an_accomplice_added_by_a_removed_admin_is_not_a_member() {
     for m in &ms[..2] {
         let ids = member_ids(m);
         assert!(!ids.contains(&xid) && !ids.contains(&yid) && !ids.contains(&d));
-        assert_eq!(m.doc().get("owned"), None, "the accomplice's edit is whited out");
+        assert_eq!(
+            m.doc().get("owned"),
+            None,
+            "the accomplice's edit is whited out"
+        );
         assert_eq!(m.doc().canonical_state(), ms[0].doc().canonical_state());
     }
     assert_eq!(member_ids(&ms[0]), member_ids(&ms[1]));

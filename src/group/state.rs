@@ -21,7 +21,8 @@ use crate::crypto::{
 use crate::doc::{Doc, Patch};
 use crate::graph::wire::{ElemRef, WireKey, WireOp};
 use crate::graph::{
-    apply_crdt, apply_crdt_whiteout, Apply, DeviceId, GraphError, GraphPast, GroupId, NodeHash, Payload, Ready,
+    apply_crdt, apply_crdt_whiteout, Apply, DeviceId, GraphError, GraphPast, GroupId, NodeHash,
+    Payload, Ready,
 };
 
 /// What one member is, in one membership.
@@ -455,8 +456,7 @@ impl GroupState {
                         out.push(i);
                     }
                     ControlOp::Add { members, .. }
-                        if !g.effective.contains(&i)
-                            && members.iter().any(|m| m.device() == d) =>
+                        if !g.effective.contains(&i) && members.iter().any(|m| m.device() == d) =>
                     {
                         match g.voided_by.get(&i) {
                             Some(v) => out.push(*v),
@@ -481,8 +481,7 @@ impl GroupState {
     /// so anyone may have been added by a voided op), else the devices named by a `Remove` or
     /// a `SetRole`.
     pub(crate) fn whiteout_suspects(&self) -> Option<BTreeSet<DeviceId>> {
-        if !self.global.voided_by.is_empty() || self.global.effective.len() != self.controls.len()
-        {
+        if !self.global.voided_by.is_empty() || self.global.effective.len() != self.controls.len() {
             return None;
         }
         let mut out = BTreeSet::new();
