@@ -449,3 +449,35 @@ fn nothing_reads_a_clock() {
         }
     }
 }
+
+/// Cost of a late removal that whites out already-applied nodes: the document is rebuilt by
+/// replaying the graph (signatures verified again). Prints the time; run with `--nocapture`.
+#[test]
+fn late_removal_rebuild_cost() {
+    let mut r = rng(10);
+    let mut ms = group(3, GroupPolicy::future_only(), Role::Writer, &mut r);
+    let w = ms[1].device_id();
+    let rem = ms[0].remove(&[w], &mut r).unwrap().outbound;
+    let edits = 500;
+    let mut outs = Vec::new();
+    for k in 0..edits {
+        outs.push(
+            ms[1]
+                .change(|tx| tx.set(format!("k{}", k % 50).as_str(), k), &mut r)
+                .unwrap()
+                .outbound,
+        );
+    }
+    for o in &outs {
+        deliver(&mut ms[2], o, &mut r);
+    }
+    assert!(ms[2].doc().get("k0").is_some());
+    let t = std::time::Instant::now(); // test timing only; the library reads no clock
+    deliver(&mut ms[2], &rem, &mut r);
+    let spent = t.elapsed();
+    eprintln!(
+        "late removal whiting out {edits} applied nodes ({} in the graph): {spent:?}",
+        ms[2].log().len()
+    );
+    assert!(ms[2].doc().get("k0").is_none());
+}
