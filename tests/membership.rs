@@ -346,8 +346,8 @@ fn backdated_ops_are_whited_out_in_every_order() {
         .change(|tx| tx.set("list", json!(["a"])), &mut r)
         .unwrap()
         .outbound;
-    for i in 1..5 {
-        deliver(&mut ms[i], &base, &mut r);
+    for m in ms.iter_mut().skip(1) {
+        deliver(m, &base, &mut r);
     }
     // Y: W's edit that A sees before removing W.
     let y = ms[1]
