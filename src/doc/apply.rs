@@ -189,6 +189,10 @@ pub(crate) struct Applier<'a> {
     pub actors: &'a ActorTable,
     pub id: Id,
     pub delete: bool,
+    /// Whiteout (group layer): an insert becomes an invisible anchor (the element exists, with
+    /// no value), and no presence is added on the way down, so the op has no visible effect
+    /// while honest inserts that name the element keep their place.
+    pub anchor: bool,
     pub in_past: &'a mut dyn FnMut(Id) -> bool,
     pub undo: Option<&'a mut UndoLog>,
     /// The number of the op's path in the undo log (when logging).
@@ -215,6 +219,7 @@ impl<'a> Applier<'a> {
             actors,
             id,
             delete: false,
+            anchor: false,
             in_past,
             undo,
             upath: 0,
@@ -379,7 +384,7 @@ impl<'a> Applier<'a> {
         m: &IMut<'_>,
     ) -> Result<bool, DocError> {
         let before = (!self.suppress).then(|| (entry.is_visible(), Ns::shown(entry, self.actors)));
-        if !self.delete {
+        if !self.delete && !self.anchor {
             entry.pres_mut(tag).add(self.id);
             let (id, l) = (self.id, self.at(loc.child()));
             self.log(|| Undo::PresAdded { entry: l, id });
@@ -613,16 +618,20 @@ impl<'a> Applier<'a> {
                 };
                 let id = self.id;
                 let content = match v {
+                    _ if self.anchor => Content::Complex,
                     Value::Str(s) => single_char(s).map_or(Content::Complex, Content::Char),
                     _ => Content::Complex,
                 };
                 if content == Content::Complex {
                     let mut e = Entry::default();
-                    self.write_value(&mut e, v);
+                    if !self.anchor {
+                        self.write_value(&mut e, v);
+                    }
                     list.elems.insert(id, e);
                 }
                 let actors = self.actors;
-                let index = list.seq.insert(prev, id, content, true, |a, b| {
+                let visible = !self.anchor;
+                let index = list.seq.insert(prev, id, content, visible, |a, b| {
                     actors.cmp(a, b) == std::cmp::Ordering::Greater
                 });
                 let at = self.at(loc);

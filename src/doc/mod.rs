@@ -318,6 +318,104 @@ impl Doc {
         Ok(patches)
     }
 
+    /// Applies a batch of remote ops that the group layer has *whited out* (their author was
+    /// removed, or demoted below writer, concurrently with them): every op is checked exactly
+    /// as [`Doc::apply_ops`] checks it, and takes its counter, but only inserts change the
+    /// tree, as invisible anchors (the element exists, holding no value, so honest inserts
+    /// that name it keep their place); assigns and deletes change nothing. Emits no patch.
+    /// The batch applies atomically.
+    ///
+    /// # Errors
+    ///
+    /// As [`Doc::apply_ops`]: whether a batch is valid does not depend on the mode.
+    pub(crate) fn apply_ops_whiteout(
+        &mut self,
+        actor: &ActorId,
+        start: u64,
+        ops: &[OpBody],
+        past: &dyn CausalPast,
+    ) -> Result<(), DocError> {
+        let n = ops.len();
+        if n == 0 || n > MAX_OPS_PER_CHANGE {
+            return Err(DocError::BadBatch(n));
+        }
+        if start == 0
+            || start
+                .checked_add(n as u64 - 1)
+                .is_none_or(|end| end > MAX_COUNTER)
+        {
+            return Err(DocError::CounterOverflow);
+        }
+        for op in ops {
+            op.validate()?;
+        }
+        let known = self.actors.lookup(actor).is_some();
+        let a = self.intern(actor);
+        let saved = (self.max_counter, self.actor_max[a as usize], self.op_count);
+        let log = n > 1;
+        self.undo.reset();
+        let mut result = Ok(());
+        for (i, op) in ops.iter().enumerate() {
+            let id = Id::new(start + i as u64, a);
+            if let Err(e) = self.apply_one_anchor(id, op, start, past, log) {
+                result = Err(e);
+                break;
+            }
+        }
+        if result.is_err() && log {
+            rollback(&mut self.root, &mut self.undo);
+        }
+        self.undo.reset();
+        if let Err(e) = result {
+            self.max_counter = saved.0;
+            self.actor_max[a as usize] = saved.1;
+            self.op_count = saved.2;
+            if !known {
+                self.actors.forget_last(actor);
+                self.actor_max.truncate(self.actors.len());
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// One op of [`Doc::apply_ops_whiteout`]: checked in full, then an insert is applied as an
+    /// anchor; an assign or a delete only takes its counter.
+    fn apply_one_anchor(
+        &mut self,
+        id: Id,
+        op: &OpBody,
+        start: u64,
+        past: &dyn CausalPast,
+        log: bool,
+    ) -> Result<(), DocError> {
+        let key = self.intern_cursor(&op.cursor, id)?;
+        let icur = ICursor {
+            path: &self.last_path,
+            key,
+        };
+        let actors = &self.actors;
+        let mut in_past = |x: Id| {
+            if x.actor == id.actor && x.counter >= start {
+                x.counter < id.counter
+            } else {
+                past.contains(x.counter, actors.actor(x.actor))
+            }
+        };
+        check(&self.root, &icur, id, &mut in_past, actors)?;
+        if let Mutation::Insert(v) = &op.mutation {
+            let undo = log.then_some(&mut self.undo);
+            let mut ap = Applier::new(actors, id, &mut in_past, undo, None);
+            ap.anchor = true;
+            ap.apply(&mut self.root, &icur, &IMut::Insert(v))?;
+        }
+        self.max_counter = self.max_counter.max(id.counter);
+        let slot = &mut self.actor_max[id.actor as usize];
+        *slot = (*slot).max(id.counter);
+        self.op_count += 1;
+        Ok(())
+    }
+
     /// Applies one op with id `id`. `batch_start` is the first counter of the batch `id` belongs
     /// to (ops of the batch before `id` are in its past); `None` for a local op, whose causal
     /// past is everything applied.

@@ -130,7 +130,7 @@ pub use limits::{
 };
 pub use log::{Apply, Drained, Equivocation, Log, NodeInfo, Outcome, Ready};
 pub use node::{SignedNode, VerifiedNode};
-pub(crate) use signed_doc::{apply_crdt, Prepared};
+pub(crate) use signed_doc::{apply_crdt, apply_crdt_whiteout, Prepared};
 pub use signed_doc::{LocalChange, Received, SignedDoc};
 pub use skeleton::{Skeleton, MAX_SKELETON_SIZE};
 pub use sync::{Have, SyncMessage, Want, MAX_SYNC_SIZE, SYNC_VERSION};

@@ -109,6 +109,10 @@ pub struct SignedDoc {
     /// `FutureOnly` joiners: ops naming elements they never saw). Their ops are skipped when
     /// the document is rebuilt too.
     pub(crate) skipped: HashSet<NodeHash>,
+    /// Nodes whose document ops a layer above has *whited out* (the group layer: ops of an
+    /// author removed concurrently with them): applied as invisible anchors (see
+    /// [`apply_crdt_whiteout`]), here and when the document is rebuilt.
+    pub(crate) whiteout: HashSet<NodeHash>,
 }
 
 impl SignedDoc {
@@ -124,6 +128,7 @@ impl SignedDoc {
             log: Log::with_limits(group, limits),
             doc: Doc::new(provisional()),
             skipped: HashSet::new(),
+            whiteout: HashSet::new(),
         }
     }
 
@@ -238,6 +243,7 @@ impl SignedDoc {
         let mut st = DocApply {
             doc: &mut self.doc,
             skipped: &self.skipped,
+            whiteout: &self.whiteout,
         };
         Ok(match self.log.receive(bytes, &mut st)? {
             Outcome::Applied(p) => Received::Applied(p.into_iter().flatten().collect()),
@@ -252,6 +258,7 @@ impl SignedDoc {
         let mut st = DocApply {
             doc: &mut self.doc,
             skipped: &self.skipped,
+            whiteout: &self.whiteout,
         };
         let d = self.log.drain(&mut st);
         Drained {
@@ -339,6 +346,7 @@ impl SignedDoc {
         let mut st = DocApply {
             doc: &mut self.doc,
             skipped: &self.skipped,
+            whiteout: &self.whiteout,
         };
         let patches = match self.log.receive(&bytes, &mut st)? {
             Outcome::Applied(p) => p.into_iter().flatten().collect(),
@@ -524,6 +532,7 @@ impl SignedDoc {
         let result = self.log.replay(&mut DocApply {
             doc: &mut doc,
             skipped: &self.skipped,
+            whiteout: &self.whiteout,
         });
         self.doc = doc;
         result
@@ -537,6 +546,7 @@ impl fmt::Debug for SignedDoc {
             log,
             doc: _,
             skipped: _,
+            whiteout: _,
         } = self;
         f.debug_struct("SignedDoc")
             .field("device", device)
@@ -605,10 +615,12 @@ fn doc_value(v: &WireValue) -> Value {
     }
 }
 
-/// Applies [`Payload::Crdt`] to a document, except for the nodes in `skipped`.
+/// Applies [`Payload::Crdt`] to a document, except for the nodes in `skipped`, and the nodes
+/// in `whiteout` as anchors only.
 pub(crate) struct DocApply<'d> {
     pub(crate) doc: &'d mut Doc,
     pub(crate) skipped: &'d HashSet<NodeHash>,
+    pub(crate) whiteout: &'d HashSet<NodeHash>,
 }
 
 impl Apply for DocApply<'_> {
@@ -618,8 +630,26 @@ impl Apply for DocApply<'_> {
         if self.skipped.contains(&node.hash()) {
             return Ok(Vec::new());
         }
+        if self.whiteout.contains(&node.hash()) {
+            apply_crdt_whiteout(self.doc, node)?;
+            return Ok(Vec::new());
+        }
         apply_crdt(self.doc, node)
     }
+}
+
+/// Applies a whited-out node's document ops to `doc`: checked like [`apply_crdt`], but its
+/// inserts become invisible anchors and its other ops change nothing
+/// ([`Doc::apply_ops_whiteout`]). No patches: nothing visible changes.
+pub(crate) fn apply_crdt_whiteout(doc: &mut Doc, node: &Ready<'_>) -> Result<(), GraphError> {
+    let body = node.body();
+    let ops = match &body.payload {
+        Payload::Crdt(ops) if !ops.is_empty() => ops,
+        Payload::Crdt(_) | Payload::Group(_) => return Ok(()),
+    };
+    let actor = actor_of(&body.author, &node.hash())?;
+    let ops = to_doc_ops(ops, body.lamport, &actor, node)?;
+    Ok(doc.apply_ops_whiteout(&actor, body.lamport, &ops, node.past())?)
 }
 
 /// Applies a node's document ops to `doc`. A node without document ops (a merge node, or a

@@ -274,6 +274,7 @@ fn replay(
                     state,
                     doc: &mut inner.doc,
                     skipped: &mut inner.skipped,
+                    whiteout: &mut inner.whiteout,
                     kem,
                 };
                 match inner.log.receive(b, &mut ga) {

@@ -83,8 +83,8 @@
 //!
 //! # Authorization: a pure function of the op and its causal past
 //!
-//! `membership(X)` is the fold of the control ops in `X`'s causal past, in (Lamport counter,
-//! height, hash) order, where the height of a control op is one more than the greatest height
+//! `membership(X)` is the fold of the effective control ops (see strong removal below) in
+//! `X`'s causal past, in (Lamport counter, height, hash) order, where the height of a control op is one more than the greatest height
 //! of the control ops in its past. That order is topological even though control nodes take
 //! no counter, and it is the same on every replica. An op is valid if and only if its author
 //! is a member of `membership(past(X))` with the role the op needs (edit: writer or admin;
@@ -92,13 +92,37 @@
 //! rules hold (targets are, or are not, members; rule K2 below; the history policy). No clock
 //! is read; memberships are cached by the set of control ops in the past.
 //!
-//! Every valid op applies in fold order; concurrent ops are all kept (two admins removing each
-//! other both succeed, and a group of admins can remove everyone). The *strong removal*
-//! resolver of §4.5 (an admin's ops concurrent with its removal are void, transitively) and
-//! content *whiteout* (a removed device's edits concurrent with its removal are ignored) are
-//! issue 5; they plug into the fold (`Membership::apply`) and the document apply. Today's rule
-//! is deterministic: every replica with the same ops reaches the same membership and
-//! document.
+//! # Concurrent membership changes: strong removal (§4.5)
+//!
+//! Whether an op is *effective* may depend on ops that arrive later (a removal arriving after
+//! the removed admin's concurrent `Add`). The membership and the epoch heads are therefore the
+//! resolution of the whole set of control ops, recomputed whenever a control op arrives; the
+//! result is a pure function of that set, cached by set. The resolver takes the ops in fold
+//! order:
+//!
+//! * An op is effective if it is not voided and its author has the role it needs in the fold
+//!   of the *effective* ops of its causal past. So invalidation is transitive: a device added
+//!   by a voided op is not a member, and its ops are not effective.
+//! * An effective `Remove(d)` voids every control op of `d` concurrent with it (in neither's
+//!   causal past); an effective `SetRole` that makes `d` less than an admin voids `d`'s
+//!   concurrent `Add`, `Remove` and `SetRole`. Ops in the removal's causal past stay.
+//! * An op that removes or demotes the author of the voiding op is exempt: mutual removals
+//!   both apply. A re-added device's ops concurrent with its removal stay void.
+//! * Voiding an op already taken as effective restarts the pass; voided ops stay voided (at
+//!   most one pass per op).
+//!
+//! **Freeze:** once every admin is removed, nobody can change the membership any more; the
+//! group still edits and rotates. A removal may itself be voided later; the device it removed
+//! is then a member again and catches up.
+//!
+//! **Whiteout.** The document ops of a node by `d` have no effect if `d` may not edit in the
+//! fold of the effective ops of the node's causal past, or if an effective op concurrent with
+//! the node removes `d` or makes it a reader. A whited-out insert stays as an invisible anchor
+//! (the element exists with no value, so honest concurrent inserts after it keep their place);
+//! assigns and deletes are ignored; validity checks are the same in both modes. When a
+//! control op changes the whiteout set of nodes already applied, the document is rebuilt by
+//! replaying the graph with the new set, so it ends identical to a replica that had the
+//! removal first. Backdating (writing on stale dependencies) gains nothing.
 //!
 //! # Epochs and keys (§4.4)
 //!
@@ -118,15 +142,20 @@
 //! issues a merging `KeyUpdate` (dependencies: every head; sealed to every member). That op is
 //! sent once per usable head (a head this device holds that no removed device can derive,
 //! enough of them to reach every member they can), and in direct envelopes to members no
-//! usable head reaches. A removed device never can derive a key this member encrypts under
+//! usable head reaches, together with the ops of the heads they were not sealed (a member
+//! added concurrently with them could not read them). Only effective epochs are heads: a
+//! removed device's key update concurrent with its removal is void, and never a head. A removed device never can derive a key this member encrypts under
 //! after it processed the removal: every removal creates an epoch that excludes the device,
 //! every later epoch descends from it and excludes it too (K2), a merged key needs every head,
 //! and a head used alone must descend from every known removal (under `Full`, a later epoch
 //! sealed to a device wraps the earlier ones, so recipients alone would not be enough).
 //!
-//! **Forwarding** missing head secrets to a member (DCGKA's forward) is issue 5; the data
-//! model allows it (heads are a set; keys are derived from all heads), and today a member
-//! that lacks a head is served by the merging rotation and by catch-up.
+//! **Forwarding** a missing head *secret* to a member (DCGKA's forward) is not implemented:
+//! the merging rotation above, sealed to the member and forwarded with the heads' ops, serves
+//! it (one rotation per concurrent add), and catch-up repairs the rest. **Equivocating** key
+//! updates (one author, one sequence number, two secrets) are two valid epochs: both become
+//! heads, and the merged key needs both. Heads named by a header are bounded (four); any
+//! member may rotate, and no per-author rotation rate limit is enforced yet.
 //!
 //! # History (rule K6) and welcomes
 //!

@@ -21,7 +21,8 @@ use crate::crypto::{
 use crate::doc::{Doc, Patch};
 use crate::graph::wire::{ElemRef, WireKey, WireOp};
 use crate::graph::{
-    apply_crdt, Apply, DeviceId, GraphError, GraphPast, GroupId, NodeHash, Payload, Ready,
+    apply_crdt, apply_crdt_whiteout, Apply, DeviceId, GraphError, GraphPast, GroupId, NodeHash,
+    Payload, Ready,
 };
 
 /// What one member is, in one membership.
@@ -45,12 +46,8 @@ impl Membership {
         self.members.get(d).map(|m| m.role)
     }
 
-    /// Applies one control op (already validated against its own causal past).
-    ///
-    /// This is where issue 5's resolver for concurrent membership ops plugs in (strong
-    /// removal: an admin's ops concurrent with its removal are ignored, transitively). Today
-    /// every valid op applies in fold order, which is deterministic, so every replica with the
-    /// same ops computes the same membership.
+    /// Applies one control op. The resolver ([`GroupState::resolve`]) decides which ops are
+    /// effective; only those are folded, in (Lamport, height, hash) order.
     fn apply(&mut self, op: &ControlOp, hash: NodeHash) {
         match op {
             ControlOp::Genesis { members, .. } | ControlOp::Add { members, .. } => {
@@ -84,6 +81,9 @@ impl Membership {
 #[derive(Debug)]
 struct ControlRecord {
     hash: NodeHash,
+    author: DeviceId,
+    /// Indexes of the control ops in its causal past, ascending.
+    past: Vec<u32>,
     /// Fold order: (Lamport counter, height, hash). The height is 1 + the greatest height of
     /// the control ops in its causal past, so an ancestor always sorts first even though a
     /// control node takes no Lamport counter of its own.
@@ -97,6 +97,8 @@ struct ControlRecord {
 #[derive(Debug)]
 pub(crate) struct EpochRecord {
     pub op: NodeHash,
+    /// Index of the control op that created it.
+    pub control: u32,
     pub id: EpochId,
     pub author: DeviceId,
     /// The op's group field (all zeros for genesis), part of the sealing context.
@@ -110,6 +112,18 @@ pub(crate) struct EpochRecord {
     pub superseded: Vec<u32>,
     /// History link (policy `Full`).
     pub history: Option<Vec<u8>>,
+}
+
+/// The resolver's verdict on a causally closed set of control ops (security-design.md §4.5):
+/// which ops are effective, and the membership they fold to.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    /// The membership after the effective ops.
+    pub membership: Rc<Membership>,
+    /// Indexes of the effective ops.
+    pub effective: BTreeSet<u32>,
+    /// Ops voided by a concurrent removal or demotion of their author: op → the voiding op.
+    pub voided_by: BTreeMap<u32, u32>,
 }
 
 /// Something another member did that is suspicious but cannot invalidate its op, because
@@ -140,7 +154,14 @@ pub(crate) struct GroupState {
     pub policy: Option<GroupPolicy>,
     controls: Vec<ControlRecord>,
     control_at: HashMap<NodeHash, u32>,
-    cache: RefCell<HashMap<Vec<u32>, Rc<Membership>>>,
+    /// Resolutions of causal pasts, by the set of control ops in them.
+    cache: RefCell<HashMap<Vec<u32>, Rc<Resolved>>>,
+    /// Folds of sets of effective ops.
+    folds: RefCell<HashMap<Vec<u32>, Rc<Membership>>>,
+    /// The resolution of every control op applied (this replica's view).
+    global: Rc<Resolved>,
+    /// Incremented whenever `global` is recomputed (a control op was applied).
+    pub resolution_gen: u64,
     pub epochs: Vec<EpochRecord>,
     epoch_at: HashMap<EpochId, u32>,
     prefix_at: HashMap<EpochIdPrefix, u32>,
@@ -172,6 +193,9 @@ impl GroupState {
             controls: Vec::new(),
             control_at: HashMap::new(),
             cache: RefCell::new(HashMap::new()),
+            folds: RefCell::new(HashMap::new()),
+            global: Rc::new(Resolved::default()),
+            resolution_gen: 0,
             epochs: Vec::new(),
             epoch_at: HashMap::new(),
             prefix_at: HashMap::new(),
@@ -219,14 +243,19 @@ impl GroupState {
 
     /// The membership after every control op applied so far (this replica's view).
     pub(crate) fn current(&self) -> Rc<Membership> {
-        let all: Vec<u32> = (0..self.controls.len() as u32).collect();
-        self.membership(&all)
+        Rc::clone(&self.global.membership)
     }
 
-    /// The membership after the control ops `set` (indexes, ascending): their fold in
-    /// (Lamport, height, hash) order, which is a topological order.
+    /// The membership after the control ops `set` (indexes, ascending, causally closed): the
+    /// fold of the ops the resolver finds effective among them.
     fn membership(&self, set: &[u32]) -> Rc<Membership> {
-        if let Some(m) = self.cache.borrow().get(set) {
+        Rc::clone(&self.resolve(set).membership)
+    }
+
+    /// The fold, in (Lamport, height, hash) order (a topological order), of `set`: indexes of
+    /// effective ops, ascending.
+    fn fold(&self, set: &[u32]) -> Rc<Membership> {
+        if let Some(m) = self.folds.borrow().get(set) {
             return Rc::clone(m);
         }
         let mut recs: Vec<&ControlRecord> = set
@@ -239,14 +268,236 @@ impl GroupState {
             m.apply(&r.op, r.hash);
         }
         let m = Rc::new(m);
+        let mut folds = self.folds.borrow_mut();
+        if folds.len() >= MAX_MEMBERSHIP_CACHE {
+            folds.clear();
+        }
+        folds.insert(set.to_vec(), Rc::clone(&m));
+        m
+    }
+
+    /// The membership before control op `x` among the ops of `effective`: the fold of the
+    /// effective ops in `x`'s causal past.
+    fn before(&self, x: &ControlRecord, effective: &BTreeSet<u32>) -> Rc<Membership> {
+        let set: Vec<u32> = x
+            .past
+            .iter()
+            .copied()
+            .filter(|i| effective.contains(i))
+            .collect();
+        self.fold(&set)
+    }
+
+    /// The resolver (strong removal, security-design.md §4.5), a pure function of the set of
+    /// control ops `set` (indexes, ascending, causally closed):
+    ///
+    /// Ops are taken in (Lamport, height, hash) order. An op is *effective* if it is not
+    /// voided and its author has the role it needs (admin for `Add`, `Remove`, `SetRole`; any
+    /// member for `KeyUpdate`) in the fold of the effective ops in its causal past; so a
+    /// device added by an op that is not effective is not a member, and its own ops are not
+    /// effective in turn (transitivity). An effective `Remove` of `d` voids every control op
+    /// of `d` concurrent with it (neither in the other's causal past); an effective `SetRole`
+    /// that makes `d` less than an admin voids `d`'s concurrent `Add`, `Remove` and `SetRole`.
+    /// An op that itself removes, or demotes below admin, the author of the voiding op is
+    /// exempt: mutual removals both apply. Voiding an op already found effective restarts the
+    /// pass with it voided; voided ops stay voided (the set only grows, so at most `|set|`
+    /// passes). The fold order, the rules and the restarts depend on the set alone, so every
+    /// replica with the same ops reaches the same result, whatever the delivery order.
+    pub(crate) fn resolve(&self, set: &[u32]) -> Rc<Resolved> {
+        if let Some(r) = self.cache.borrow().get(set) {
+            return Rc::clone(r);
+        }
+        let mut order: Vec<u32> = set.to_vec();
+        order.sort_by_key(|&i| self.controls.get(i as usize).map(|c| c.order));
+        let mut voided: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut effective: BTreeSet<u32>;
+        let mut passes = 0usize;
+        loop {
+            effective = BTreeSet::new();
+            let mut restart = false;
+            for &x in &order {
+                if voided.contains_key(&x) {
+                    continue;
+                }
+                let Some(rec) = self.controls.get(x as usize) else {
+                    continue;
+                };
+                let m = self.before(rec, &effective);
+                if !authorized(rec, &m) {
+                    continue;
+                }
+                effective.insert(x);
+                for (target, all) in strips(&rec.op) {
+                    for &y in &order {
+                        if y == x || voided.contains_key(&y) {
+                            continue;
+                        }
+                        let Some(ry) = self.controls.get(y as usize) else {
+                            continue;
+                        };
+                        if ry.author != target
+                            || (!all && matches!(ry.op, ControlOp::KeyUpdate { .. }))
+                            || rec.past.binary_search(&y).is_ok()
+                            || ry.past.binary_search(&x).is_ok()
+                            || strips(&ry.op).iter().any(|(t, _)| *t == rec.author)
+                        {
+                            continue;
+                        }
+                        voided.insert(y, x);
+                        if effective.contains(&y) {
+                            restart = true;
+                        }
+                    }
+                }
+                if restart {
+                    break;
+                }
+            }
+            passes += 1;
+            if !restart || passes > order.len() {
+                break;
+            }
+        }
+        let eff: Vec<u32> = effective.iter().copied().collect();
+        let r = Rc::new(Resolved {
+            membership: self.fold(&eff),
+            effective,
+            voided_by: voided,
+        });
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= MAX_MEMBERSHIP_CACHE {
             cache.clear();
         }
-        cache.insert(set.to_vec(), Rc::clone(&m));
-        m
+        cache.insert(set.to_vec(), Rc::clone(&r));
+        r
     }
 
+    /// Recomputes the resolution of every control op, and the epoch heads from it.
+    fn refresh(&mut self) {
+        let all: Vec<u32> = (0..self.controls.len() as u32).collect();
+        self.global = self.resolve(&all);
+        let effective: BTreeSet<u32> = self
+            .epochs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| self.global.effective.contains(&r.control))
+            .map(|(i, _)| i as u32)
+            .collect();
+        let heads: BTreeSet<u32> = heads_of(&self.epochs, &effective).into_iter().collect();
+        if heads != self.heads {
+            self.heads = heads;
+            self.keys.clear();
+        }
+        self.resolution_gen += 1;
+    }
+
+    /// Whiteout (security-design.md §4.5): true if the document ops of a node by `author`,
+    /// whose causal past holds the control ops `past` (ascending), have no effect: the author
+    /// may not edit in the fold of the effective ops of that past (it was added by an op the
+    /// resolver voided, transitively), or an effective op concurrent with the node removes
+    /// the author or makes it a reader. `in_past_of(r)` says whether the node is in the causal
+    /// past of control op `r` (false for a node applied after `r`).
+    pub(crate) fn whited_out(
+        &self,
+        author: &DeviceId,
+        past: &[u32],
+        in_past_of: impl Fn(&NodeHash) -> bool,
+    ) -> bool {
+        let g = &self.global;
+        if g.voided_by.is_empty()
+            && !self.controls.iter().any(|c| {
+                matches!(&c.op, ControlOp::Remove { targets, .. } if targets.contains(author))
+                    || matches!(&c.op, ControlOp::SetRole { target, .. } if target == author)
+            })
+        {
+            // Fast path: nobody was ever voided, removed or demoted: the fold of the past is
+            // the one the node was validated against.
+            return false;
+        }
+        let set: Vec<u32> = past
+            .iter()
+            .copied()
+            .filter(|i| g.effective.contains(i))
+            .collect();
+        if !self.fold(&set).role(author).is_some_and(Role::may_edit) {
+            return true;
+        }
+        g.effective.iter().any(|&r| {
+            let Some(rec) = self.controls.get(r as usize) else {
+                return false;
+            };
+            let hits = match &rec.op {
+                ControlOp::Remove { targets, .. } => targets.contains(author),
+                ControlOp::SetRole { target, role } => target == author && !role.may_edit(),
+                _ => false,
+            };
+            hits && past.binary_search(&r).is_err() && !in_past_of(&rec.hash)
+        })
+    }
+
+    /// The control ops whose effect keeps non-member `d` out: effective removals of `d`, and
+    /// for every op that added `d` and is not effective, the op that voided it (or, if its
+    /// author was not entitled, that author's own cut), transitively.
+    fn cuts(&self, d: &DeviceId) -> Vec<u32> {
+        let g = &self.global;
+        let mut out = Vec::new();
+        let mut seen: BTreeSet<DeviceId> = BTreeSet::new();
+        let mut work = vec![*d];
+        while let Some(d) = work.pop() {
+            if !seen.insert(d) || seen.len() > MAX_GROUP_DEVICES {
+                continue;
+            }
+            for (i, c) in self.controls.iter().enumerate() {
+                let i = i as u32;
+                match &c.op {
+                    ControlOp::Remove { targets, .. }
+                        if targets.contains(&d) && g.effective.contains(&i) =>
+                    {
+                        out.push(i);
+                    }
+                    ControlOp::Add { members, .. }
+                        if !g.effective.contains(&i) && members.iter().any(|m| m.device() == d) =>
+                    {
+                        match g.voided_by.get(&i) {
+                            Some(v) => out.push(*v),
+                            None => work.push(c.author),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Hashes of the control ops, by index.
+    pub(crate) fn control_hashes(&self) -> Vec<NodeHash> {
+        self.controls.iter().map(|c| c.hash).collect()
+    }
+
+    /// The authors whose document ops may be whited out: `None` if any (some op was voided,
+    /// so anyone may have been added by a voided op), else the devices named by a `Remove` or
+    /// a `SetRole`.
+    pub(crate) fn whiteout_suspects(&self) -> Option<BTreeSet<DeviceId>> {
+        if !self.global.voided_by.is_empty() || self.global.effective.len() != self.controls.len() {
+            return None;
+        }
+        let mut out = BTreeSet::new();
+        for c in &self.controls {
+            match &c.op {
+                ControlOp::Remove { targets, .. } => out.extend(targets.iter().copied()),
+                ControlOp::SetRole { target, .. } => {
+                    out.insert(*target);
+                }
+                _ => {}
+            }
+        }
+        Some(out)
+    }
+
+    /// Indexes of the control ops in a causal past.
     /// Indexes of the control ops in a causal past.
     fn controls_in(&self, past: &GraphPast<'_>) -> Vec<u32> {
         self.controls
@@ -275,33 +526,36 @@ impl GroupState {
         self.keys.last().map(|(_, k)| k)
     }
 
-    /// For every device removed in this replica's view (no longer a member, and named by a
-    /// `Remove`): the epochs of the `Remove` ops that removed it.
-    pub(crate) fn removals(&self) -> BTreeMap<DeviceId, Vec<u32>> {
+    /// True if no device that is not a member in this view can ever derive the key of epochs
+    /// `set`: for every such device that was sealed an epoch, some epoch of the set was
+    /// created by, or descends from, a control op that keeps it out (its effective removal,
+    /// or the op that voided the op adding it; see `cuts`). (Being sealed an epoch is not the
+    /// only way to learn it: under `Full`, any later epoch sealed to a device wraps the
+    /// earlier ones, and a member may forward a head's secret to a member that lacks it. But
+    /// no epoch descending from such an op is ever sealed or forwarded to the device: in the
+    /// past of that op the device is not a member, rule K2.)
+    pub(crate) fn excludes_removed(&self, set: &[u32]) -> bool {
         let current = self.current();
-        let mut out: BTreeMap<DeviceId, Vec<u32>> = BTreeMap::new();
-        for c in &self.controls {
-            if let (ControlOp::Remove { targets, .. }, Some(e)) = (&c.op, c.epoch) {
-                for t in targets {
-                    if !current.members.contains_key(t) {
-                        out.entry(*t).or_default().push(e);
-                    }
+        let mut outsiders: BTreeSet<DeviceId> = BTreeSet::new();
+        for e in &self.epochs {
+            for d in &e.recipients {
+                if !current.members.contains_key(d) {
+                    outsiders.insert(*d);
                 }
             }
         }
-        out
-    }
-
-    /// True if no device removed in this view can ever derive the key of epochs `set`: for
-    /// every removed device, some epoch of the set is, or descends from, an epoch that removed
-    /// it. (Being sealed an epoch is not the only way to learn it: under `Full`, any later
-    /// epoch sealed to a device wraps the earlier ones. But every epoch descending from a
-    /// removal excludes the removed device, rule K2, so its key never reaches that device.)
-    pub(crate) fn excludes_removed(&self, set: &[u32]) -> bool {
-        self.removals().values().all(|rs| {
+        outsiders.iter().all(|d| {
+            let cuts = self.cuts(d);
             set.iter().any(|&h| {
-                rs.iter()
-                    .any(|r| *r == h || self.epoch(h).is_some_and(|rec| rec.ancestors.contains(r)))
+                self.epoch(h).is_some_and(|rec| {
+                    cuts.iter().any(|c| {
+                        *c == rec.control
+                            || self
+                                .controls
+                                .get(rec.control as usize)
+                                .is_some_and(|x| x.past.binary_search(c).is_ok())
+                    })
+                })
             })
         })
     }
@@ -434,6 +688,8 @@ pub(crate) struct GroupApply<'a> {
     pub state: &'a mut GroupState,
     pub doc: &'a mut Doc,
     pub skipped: &'a mut HashSet<NodeHash>,
+    /// Nodes applied as whiteout (anchors only).
+    pub whiteout: &'a mut HashSet<NodeHash>,
     pub kem: &'a DeviceKemSecret,
 }
 
@@ -509,6 +765,12 @@ impl GroupApply<'_> {
                 // 5.
                 if self.must_skip(node, ops) {
                     self.skipped.insert(node.hash());
+                    return Ok(Vec::new());
+                }
+                // Whiteout: a node applied now is in the causal past of no control op yet.
+                if !ops.is_empty() && self.state.whited_out(&author, &past, |_| false) {
+                    apply_crdt_whiteout(self.doc, node).map_err(Refusal::Graph)?;
+                    self.whiteout.insert(node.hash());
                     return Ok(Vec::new());
                 }
                 apply_crdt(self.doc, node).map_err(Refusal::Graph)
@@ -728,12 +990,9 @@ impl GroupApply<'_> {
             if let Ok(i) = devices.binary_search(&st.me) {
                 mine = key.sealed.get(i).copied().map(|s| (s, key.salt));
             }
-            for a in &ancestors {
-                st.heads.remove(a);
-            }
-            st.heads.insert(e);
             st.epochs.push(EpochRecord {
                 op: hash,
+                control: st.controls.len() as u32,
                 id,
                 author: body.author,
                 group_field: body.group,
@@ -751,6 +1010,8 @@ impl GroupApply<'_> {
         let i = st.controls.len() as u32;
         st.controls.push(ControlRecord {
             hash,
+            author: body.author,
+            past: past.to_vec(),
             order: (body.lamport, height, hash),
             op,
             epoch,
@@ -758,7 +1019,11 @@ impl GroupApply<'_> {
         st.control_at.insert(hash, i);
         if genesis {
             st.cache.borrow_mut().clear();
+            st.folds.borrow_mut().clear();
         }
+        // The resolution of every control op, and the heads: a pure function of the set of
+        // control ops, recomputed whenever one arrives (it may void ops applied earlier).
+        st.refresh();
         // Open this device's sealed secret, if it is a recipient.
         if let (Some(e), Some((sealed, salt))) = (epoch, mine) {
             let ctx = SealContext {
@@ -813,6 +1078,29 @@ fn precheck(
         .into());
     }
     Ok(())
+}
+
+/// True if the author of control op `rec` has the role it needs in `m` (the fold of the
+/// effective ops in its causal past).
+fn authorized(rec: &ControlRecord, m: &Membership) -> bool {
+    match &rec.op {
+        ControlOp::Genesis { .. } => true,
+        ControlOp::Add { .. } | ControlOp::Remove { .. } | ControlOp::SetRole { .. } => {
+            m.role(&rec.author).is_some_and(Role::may_administer)
+        }
+        ControlOp::KeyUpdate { .. } => m.members.contains_key(&rec.author),
+    }
+}
+
+/// The devices whose concurrent control ops an op voids (strong removal): `(device, all)`,
+/// `all` for a removal (every control op), not for a demotion below admin (membership ops
+/// only: `Add`, `Remove`, `SetRole`).
+fn strips(op: &ControlOp) -> Vec<(DeviceId, bool)> {
+    match op {
+        ControlOp::Remove { targets, .. } => targets.iter().map(|t| (*t, true)).collect(),
+        ControlOp::SetRole { target, role } if !role.may_administer() => vec![(*target, false)],
+        _ => Vec::new(),
+    }
 }
 
 /// Rule K2: one sealed secret per expected device, in order, each for that device's key.

@@ -26,7 +26,7 @@ use crate::crypto::{
     SealRecipient, VerifiedContactCard, DIRECT_BODY_OVERHEAD, DIRECT_HEADER_LEN, LENGTH_PREFIX_LEN,
     TAG_LEN,
 };
-use crate::doc::{Doc, DocError, Patch, Transaction};
+use crate::doc::{Doc, DocError, Patch, PatchAction, Transaction};
 use crate::graph::wire::NODE_VERSION;
 
 mod persist;
@@ -160,6 +160,8 @@ pub struct Member {
     /// Envelopes of a rotation made by a command that then failed; sent with the next command.
     unsent: Outbound,
     danger_skip_local_checks: bool,
+    /// The resolution the document's whiteout set was computed for.
+    whiteout_gen: u64,
 }
 
 /// What an internal control command asks for.
@@ -278,7 +280,7 @@ impl Member {
         park: Park,
         joined_at: NodeHash,
     ) -> Member {
-        Member {
+        let mut m = Member {
             inner,
             kem,
             state,
@@ -289,7 +291,10 @@ impl Member {
             joined_at: Some(joined_at),
             unsent: Outbound::default(),
             danger_skip_local_checks: false,
-        }
+            whiteout_gen: 0,
+        };
+        let _ = m.settle_whiteout();
+        m
     }
 
     // ---- Getters --------------------------------------------------------------------------
@@ -672,6 +677,7 @@ impl fmt::Debug for Member {
             joined_at,
             unsent: _,
             danger_skip_local_checks,
+            whiteout_gen: _,
         } = self;
         f.debug_struct("Member")
             .field("device", &inner.device_id())

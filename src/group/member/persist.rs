@@ -57,6 +57,7 @@ impl Member {
             joined_at,
             unsent: Outbound::default(),
             danger_skip_local_checks: false,
+            whiteout_gen: 0,
         }
     }
 
@@ -120,6 +121,7 @@ impl Member {
                         state: &mut self.state,
                         doc: &mut self.inner.doc,
                         skipped: &mut self.inner.skipped,
+                        whiteout: &mut self.inner.whiteout,
                         kem: &self.kem,
                     };
                     match self.inner.log.receive_stored(node, &mut ga) {
@@ -136,6 +138,8 @@ impl Member {
                 }
             }
         }
+        // A removal among these entries may void content applied before it (whiteout).
+        self.settle_whiteout();
         Ok(())
     }
 

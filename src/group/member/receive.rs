@@ -37,12 +37,76 @@ impl Member {
             state: &mut self.state,
             doc: &mut self.inner.doc,
             skipped: &mut self.inner.skipped,
+            whiteout: &mut self.inner.whiteout,
             kem: &self.kem,
         };
         let d = self.inner.log.drain(&mut ga);
         patches.extend(d.effects.into_iter().flatten());
+        if self.settle_whiteout() {
+            patches.push(self.whole_document_patch());
+        }
         patches.extend(self.retry_parked());
         patches
+    }
+
+    /// Brings the document's whiteout in line with the resolution of every control op, after
+    /// a control op arrived (security-design.md §4.5). The whiteout set is recomputed from
+    /// scratch, a pure function of the graph; if it differs from the set the document was
+    /// built with (a removal arrived after ops it voids were applied, or a removal was itself
+    /// voided), the document is rebuilt by replaying the graph with the new set, so it ends
+    /// identical to a replica that received the ops in another order. Returns true if it
+    /// rebuilt.
+    pub(super) fn settle_whiteout(&mut self) -> bool {
+        if self.whiteout_gen == self.state.resolution_gen {
+            return false;
+        }
+        self.whiteout_gen = self.state.resolution_gen;
+        let log = self.inner.log();
+        let controls = self.state.control_hashes();
+        let suspects = self.state.whiteout_suspects();
+        let mut w: HashSet<NodeHash> = HashSet::new();
+        for h in log.hashes() {
+            let Some(info) = log.info(&h) else { continue };
+            if info.opaque || info.op_count == 0 || self.inner.skipped.contains(&h) {
+                continue;
+            }
+            if suspects.as_ref().is_some_and(|s| !s.contains(&info.author)) {
+                continue;
+            }
+            let past: Vec<u32> = controls
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| log.is_ancestor(c, &h))
+                .map(|(i, _)| i as u32)
+                .collect();
+            if self
+                .state
+                .whited_out(&info.author, &past, |r| log.is_ancestor(&h, r))
+            {
+                w.insert(h);
+            }
+        }
+        if w == self.inner.whiteout {
+            return false;
+        }
+        self.inner.whiteout = w;
+        // Replaying nodes that were all valid when applied cannot fail; should it, the graph
+        // is unchanged and the document holds the nodes replayed so far.
+        let _ = self.inner.rebuild();
+        true
+    }
+
+    /// After a whiteout rebuild, the patches of the nodes applied no longer describe the
+    /// change: one patch that puts the whole document at the root does (a UI applying patches
+    /// stays in sync).
+    fn whole_document_patch(&self) -> Patch {
+        Patch {
+            path: Vec::new(),
+            action: PatchAction::Put {
+                value: self.inner.doc.to_json(),
+                conflict: false,
+            },
+        }
     }
 
     /// The group-envelope pipeline, steps 1–9 of the module docs.
@@ -144,10 +208,19 @@ impl Member {
             state: &mut self.state,
             doc: &mut self.inner.doc,
             skipped: &mut self.inner.skipped,
+            whiteout: &mut self.inner.whiteout,
             kem: &self.kem,
         };
-        match self.inner.log.receive_decoded(node, &mut ga) {
-            Ok(Outcome::Applied(p)) => Ok(Received::Applied(p.into_iter().flatten().collect())),
+        let r = self.inner.log.receive_decoded(node, &mut ga);
+        let rebuilt = self.settle_whiteout();
+        match r {
+            Ok(Outcome::Applied(p)) => {
+                let mut p: Vec<Patch> = p.into_iter().flatten().collect();
+                if rebuilt {
+                    p.push(self.whole_document_patch());
+                }
+                Ok(Received::Applied(p))
+            }
             Ok(Outcome::Pending { missing }) => {
                 Ok(Received::Pending(Pending::MissingDeps(missing)))
             }

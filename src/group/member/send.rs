@@ -262,6 +262,26 @@ impl Member {
         } else {
             (vec![self.head_prefixes()], Vec::new())
         };
+        // A member no usable head reaches was added concurrently with the other heads: it
+        // lacks their ops too (it could not open the envelopes they came in). Forward them
+        // with the rotation, so that it can apply it (the ops are signed; it validates them).
+        let forwards: Vec<Vec<(DeviceId, Vec<u8>)>> = if direct_to.is_empty() {
+            Vec::new()
+        } else {
+            let log = self.inner.log();
+            direct_to
+                .iter()
+                .map(|(d, _)| {
+                    self.state
+                        .heads
+                        .iter()
+                        .filter_map(|&e| self.state.epoch(e))
+                        .filter(|rec| rec.recipients.binary_search(d).is_err())
+                        .filter_map(|rec| Some((*d, log.node_bytes(&rec.op)?.to_vec())))
+                        .collect()
+                })
+                .collect()
+        };
         if !self.danger_skip_local_checks {
             self.apply_own(&bytes)?;
         }
@@ -275,13 +295,15 @@ impl Member {
         }
         if !direct_to.is_empty() {
             // Members no usable head reaches get the op in a direct envelope.
-            for (d, kem) in direct_to {
+            for ((d, kem), fwd) in direct_to.into_iter().zip(forwards) {
+                let mut items: Vec<Item> = fwd.into_iter().map(|(_, b)| Item::Node(b)).collect();
+                items.extend(nodes.iter().cloned().map(Item::Node));
                 let bundle = Bundle {
                     kind: BundleKind::Nodes,
                     group,
                     anchor: NodeHash::from_bytes([0; 32]),
                     frontier: Vec::new(),
-                    items: nodes.iter().cloned().map(Item::Node).collect(),
+                    items,
                 }
                 .encode()?;
                 out.direct.extend(self.send_bundle(d, &kem, &bundle, rng)?);
