@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::error::{GroupError, PeerMisbehaved};
 use super::keys::{history_key, OpContext};
@@ -119,7 +119,7 @@ pub(crate) struct EpochRecord {
 #[derive(Debug, Default)]
 pub(crate) struct Resolved {
     /// The membership after the effective ops.
-    pub membership: Rc<Membership>,
+    pub membership: Arc<Membership>,
     /// Indexes of the effective ops.
     pub effective: BTreeSet<u32>,
     /// Ops voided by a concurrent removal or demotion of their author: op → the voiding op.
@@ -155,11 +155,11 @@ pub(crate) struct GroupState {
     controls: Vec<ControlRecord>,
     control_at: HashMap<NodeHash, u32>,
     /// Resolutions of causal pasts, by the set of control ops in them.
-    cache: RefCell<HashMap<Vec<u32>, Rc<Resolved>>>,
+    cache: RefCell<HashMap<Vec<u32>, Arc<Resolved>>>,
     /// Folds of sets of effective ops.
-    folds: RefCell<HashMap<Vec<u32>, Rc<Membership>>>,
+    folds: RefCell<HashMap<Vec<u32>, Arc<Membership>>>,
     /// The resolution of every control op applied (this replica's view).
-    global: Rc<Resolved>,
+    global: Arc<Resolved>,
     /// Incremented whenever `global` is recomputed (a control op was applied).
     pub resolution_gen: u64,
     pub epochs: Vec<EpochRecord>,
@@ -194,7 +194,7 @@ impl GroupState {
             control_at: HashMap::new(),
             cache: RefCell::new(HashMap::new()),
             folds: RefCell::new(HashMap::new()),
-            global: Rc::new(Resolved::default()),
+            global: Arc::new(Resolved::default()),
             resolution_gen: 0,
             epochs: Vec::new(),
             epoch_at: HashMap::new(),
@@ -242,21 +242,21 @@ impl GroupState {
     }
 
     /// The membership after every control op applied so far (this replica's view).
-    pub(crate) fn current(&self) -> Rc<Membership> {
-        Rc::clone(&self.global.membership)
+    pub(crate) fn current(&self) -> Arc<Membership> {
+        Arc::clone(&self.global.membership)
     }
 
     /// The membership after the control ops `set` (indexes, ascending, causally closed): the
     /// fold of the ops the resolver finds effective among them.
-    fn membership(&self, set: &[u32]) -> Rc<Membership> {
-        Rc::clone(&self.resolve(set).membership)
+    fn membership(&self, set: &[u32]) -> Arc<Membership> {
+        Arc::clone(&self.resolve(set).membership)
     }
 
     /// The fold, in (Lamport, height, hash) order (a topological order), of `set`: indexes of
     /// effective ops, ascending.
-    fn fold(&self, set: &[u32]) -> Rc<Membership> {
+    fn fold(&self, set: &[u32]) -> Arc<Membership> {
         if let Some(m) = self.folds.borrow().get(set) {
-            return Rc::clone(m);
+            return Arc::clone(m);
         }
         let mut recs: Vec<&ControlRecord> = set
             .iter()
@@ -267,18 +267,18 @@ impl GroupState {
         for r in recs {
             m.apply(&r.op, r.hash);
         }
-        let m = Rc::new(m);
+        let m = Arc::new(m);
         let mut folds = self.folds.borrow_mut();
         if folds.len() >= MAX_MEMBERSHIP_CACHE {
             folds.clear();
         }
-        folds.insert(set.to_vec(), Rc::clone(&m));
+        folds.insert(set.to_vec(), Arc::clone(&m));
         m
     }
 
     /// The membership before control op `x` among the ops of `effective`: the fold of the
     /// effective ops in `x`'s causal past.
-    fn before(&self, x: &ControlRecord, effective: &BTreeSet<u32>) -> Rc<Membership> {
+    fn before(&self, x: &ControlRecord, effective: &BTreeSet<u32>) -> Arc<Membership> {
         let set: Vec<u32> = x
             .past
             .iter()
@@ -303,9 +303,9 @@ impl GroupState {
     /// pass with it voided; voided ops stay voided (the set only grows, so at most `|set|`
     /// passes). The fold order, the rules and the restarts depend on the set alone, so every
     /// replica with the same ops reaches the same result, whatever the delivery order.
-    pub(crate) fn resolve(&self, set: &[u32]) -> Rc<Resolved> {
+    pub(crate) fn resolve(&self, set: &[u32]) -> Arc<Resolved> {
         if let Some(r) = self.cache.borrow().get(set) {
-            return Rc::clone(r);
+            return Arc::clone(r);
         }
         let mut order: Vec<u32> = set.to_vec();
         order.sort_by_key(|&i| self.controls.get(i as usize).map(|c| c.order));
@@ -359,7 +359,7 @@ impl GroupState {
             }
         }
         let eff: Vec<u32> = effective.iter().copied().collect();
-        let r = Rc::new(Resolved {
+        let r = Arc::new(Resolved {
             membership: self.fold(&eff),
             effective,
             voided_by: voided,
@@ -368,7 +368,7 @@ impl GroupState {
         if cache.len() >= MAX_MEMBERSHIP_CACHE {
             cache.clear();
         }
-        cache.insert(set.to_vec(), Rc::clone(&r));
+        cache.insert(set.to_vec(), Arc::clone(&r));
         r
     }
 

@@ -199,7 +199,7 @@ pub enum Received {
 }
 
 /// The random number generator a replica owns.
-struct Rng(Box<dyn CryptoRngCore>);
+struct Rng(Box<dyn CryptoRngCore + Send>);
 
 impl RngCore for Rng {
     fn next_u32(&mut self) -> u32 {
@@ -231,9 +231,12 @@ enum Phase {
 
 /// One device in one group, with the group's document and its store. See the
 /// [module docs](self).
+///
+/// `Send`: it can live in an application's sync task or worker thread (not `Sync`: one
+/// owner at a time, like the device it stands for).
 pub struct Replica {
     phase: Phase,
-    store: Box<dyn Storage>,
+    store: Box<dyn Storage + Send>,
     key: StorageKey,
     rng: Rng,
     device: DeviceId,
@@ -272,7 +275,7 @@ impl Replica {
     ///
     /// [`ReplicaError::NotEmpty`] if the store holds a replica; store errors.
     pub fn create(
-        store: impl Storage + 'static,
+        store: impl Storage + Send + 'static,
         key: StorageKey,
         policy: GroupPolicy,
     ) -> Result<Replica, ReplicaError> {
@@ -296,13 +299,13 @@ impl Replica {
     ///
     /// As for [`Replica::create`].
     pub fn create_with(
-        store: Box<dyn Storage>,
+        store: Box<dyn Storage + Send>,
         key: StorageKey,
         device: Device,
         kem: DeviceKemSecret,
         policy: GroupPolicy,
         options: Options,
-        rng: Box<dyn CryptoRngCore>,
+        rng: Box<dyn CryptoRngCore + Send>,
     ) -> Result<Replica, ReplicaError> {
         let mut rng = Rng(rng);
         let (member, out) =
@@ -321,7 +324,7 @@ impl Replica {
     ///
     /// [`ReplicaError::NotEmpty`] if the store holds a replica; store errors.
     pub fn new_joiner(
-        store: impl Storage + 'static,
+        store: impl Storage + Send + 'static,
         key: StorageKey,
     ) -> Result<Replica, ReplicaError> {
         let mut rng = rand_core::OsRng;
@@ -343,12 +346,12 @@ impl Replica {
     ///
     /// As for [`Replica::new_joiner`].
     pub fn new_joiner_with(
-        store: Box<dyn Storage>,
+        store: Box<dyn Storage + Send>,
         key: StorageKey,
         device: Device,
         kem: DeviceKemSecret,
         options: Options,
-        rng: Box<dyn CryptoRngCore>,
+        rng: Box<dyn CryptoRngCore + Send>,
     ) -> Result<Replica, ReplicaError> {
         let joiner = Joiner::with_config(device, kem, options.config);
         let phase = Phase::Joining {
@@ -366,7 +369,10 @@ impl Replica {
     /// [`ReplicaError::Empty`] for an empty store, [`ReplicaError::WrongKey`],
     /// [`ReplicaError::Corrupt`] if what the store holds does not decode or apply, store
     /// errors.
-    pub fn open(store: impl Storage + 'static, key: StorageKey) -> Result<Replica, ReplicaError> {
+    pub fn open(
+        store: impl Storage + Send + 'static,
+        key: StorageKey,
+    ) -> Result<Replica, ReplicaError> {
         Self::open_with(
             Box::new(store),
             key,
@@ -381,10 +387,10 @@ impl Replica {
     ///
     /// As for [`Replica::open`].
     pub fn open_with(
-        mut store: Box<dyn Storage>,
+        mut store: Box<dyn Storage + Send>,
         key: StorageKey,
         options: Options,
-        rng: Box<dyn CryptoRngCore>,
+        rng: Box<dyn CryptoRngCore + Send>,
     ) -> Result<Replica, ReplicaError> {
         let loaded = store.load()?;
         let Some(blob) = store.blob(DEVICE_BLOB)? else {
@@ -544,7 +550,7 @@ impl Replica {
     }
 
     fn fresh(
-        mut store: Box<dyn Storage>,
+        mut store: Box<dyn Storage + Send>,
         key: StorageKey,
         phase: Phase,
         options: Options,
@@ -1142,6 +1148,13 @@ fn feed_joiner(phase: &mut Phase, bytes: Vec<u8>) -> Result<bool, ReplicaError> 
     }
     *phase = Phase::Member(Box::new(member));
     Ok(true)
+}
+
+/// A replica can move to another thread.
+#[allow(dead_code)]
+fn replica_is_send() {
+    fn send<T: std::marker::Send>() {}
+    send::<Replica>();
 }
 
 fn messages(out: Outbound) -> Vec<(Recipient, Vec<u8>)> {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;

@@ -167,3 +167,11 @@ impl Member {
         }
     }
 }
+
+/// A member can move to another thread (an application's sync task, a UI worker).
+#[allow(dead_code)]
+fn member_is_send() {
+    fn send<T: std::marker::Send>() {}
+    send::<Member>();
+    send::<super::super::Joiner>();
+}

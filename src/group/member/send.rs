@@ -174,7 +174,7 @@ impl Member {
     ) -> Result<Sent<()>, GroupError> {
         let me = self.device_id();
         let group = self.group();
-        let m: Rc<Membership> = self.state.current();
+        let m: Arc<Membership> = self.state.current();
         if !self.danger_skip_local_checks && !m.members.contains_key(&me) {
             return Err(ApiMisuse::NotAMember.into());
         }
