@@ -31,16 +31,14 @@
 
 use std::collections::HashMap;
 use std::error::Error;
-use std::fmt;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use sealdoc::crypto::{ContactCard, GroupTag};
-use sealdoc::graph::DeviceId;
 use sealdoc::group::{GroupPolicy, Role};
-use sealdoc::replica::{Recipient, Replica};
+use sealdoc::replica::Replica;
 use sealdoc::store::FileStore;
 use sealdoc::transport::email::{
     EmailConfig, EmailError, EmailTransport, ImapSecurity, SmtpSecurity, GROUP_HEADER,
@@ -48,50 +46,7 @@ use sealdoc::transport::email::{
 use serde_json::json;
 
 mod common;
-use common::{converge, doc_strings, flush, items, leaks, pump_until, AppKey, Link, Tally};
-
-/// Mail as a [`Link`]: group envelopes to every other member, direct ones to the address of
-/// the device they are for; receiving reads this member's mailbox.
-struct MailLink {
-    group: EmailTransport,
-    direct: HashMap<DeviceId, EmailTransport>,
-}
-
-#[derive(Debug)]
-enum MailError {
-    Email(EmailError),
-    NoAddress(DeviceId),
-}
-
-impl fmt::Display for MailError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MailError::Email(e) => e.fmt(f),
-            MailError::NoAddress(d) => write!(f, "no mail address for device {d:?}"),
-        }
-    }
-}
-
-impl Link for MailLink {
-    type Error = MailError;
-    fn send(&mut self, to: Recipient, bytes: &[u8]) -> Result<(), MailError> {
-        let t = match to {
-            Recipient::Group => &mut self.group,
-            Recipient::Device(d) => self.direct.get_mut(&d).ok_or(MailError::NoAddress(d))?,
-        };
-        t.send(bytes).map_err(MailError::Email)
-    }
-    fn receive(&mut self, wait: Duration) -> Result<Vec<Vec<u8>>, MailError> {
-        let got = self.group.receive().map_err(MailError::Email)?;
-        if got.is_empty() && !wait.is_zero() {
-            std::thread::sleep(wait.min(Duration::from_millis(10)));
-        }
-        Ok(got)
-    }
-    fn is_transient(e: &MailError) -> bool {
-        matches!(e, MailError::Email(e) if e.is_transient())
-    }
-}
+use common::{converge, doc_strings, flush, items, leaks, pump_until, AppKey, MailLink, Tally};
 
 struct Settings {
     smtp: (String, u16),

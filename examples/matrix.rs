@@ -35,29 +35,13 @@ use std::time::{Duration, Instant};
 
 use sealdoc::crypto::ContactCard;
 use sealdoc::group::{GroupPolicy, Role};
-use sealdoc::replica::{Recipient, Replica};
+use sealdoc::replica::Replica;
 use sealdoc::store::FileStore;
-use sealdoc::transport::matrix::{MatrixClient, MatrixConfig, MatrixError, MatrixRoom};
+use sealdoc::transport::matrix::{MatrixClient, MatrixConfig};
 use serde_json::{json, Value};
 
 mod common;
-use common::{converge, doc_strings, flush, items, leaks, pump_until, AppKey, Link, Tally};
-
-/// The Matrix room as a [`Link`]: group and direct envelopes alike go to the room.
-struct MatrixLink(MatrixRoom);
-
-impl Link for MatrixLink {
-    type Error = MatrixError;
-    fn send(&mut self, _to: Recipient, bytes: &[u8]) -> Result<(), MatrixError> {
-        self.0.send(bytes).map(|_| ())
-    }
-    fn receive(&mut self, wait: Duration) -> Result<Vec<Vec<u8>>, MatrixError> {
-        self.0.receive(wait)
-    }
-    fn is_transient(e: &MatrixError) -> bool {
-        e.is_transient()
-    }
-}
+use common::{converge, doc_strings, flush, items, leaks, pump_until, AppKey, MatrixLink, Tally};
 
 struct Settings {
     homeserver: String,

@@ -287,3 +287,77 @@ pub fn converge<L: Link>(
         }
     }
 }
+
+/// The Matrix room as a [`Link`]: group and direct envelopes alike go to the room (a direct
+/// envelope is sealed to its device; every other reader fails to open it).
+#[cfg(feature = "matrix")]
+pub struct MatrixLink(pub sealdoc::transport::matrix::MatrixRoom);
+
+#[cfg(feature = "matrix")]
+impl Link for MatrixLink {
+    type Error = sealdoc::transport::matrix::MatrixError;
+    fn send(&mut self, _to: Recipient, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.0.send(bytes).map(|_| ())
+    }
+    fn receive(&mut self, wait: Duration) -> Result<Vec<Vec<u8>>, Self::Error> {
+        self.0.receive(wait)
+    }
+    fn is_transient(e: &Self::Error) -> bool {
+        e.is_transient()
+    }
+}
+
+#[cfg(feature = "email")]
+/// Mail as a [`Link`]: group envelopes to every other member, direct ones to the address of
+/// the device they are for; receiving reads this member's mailbox.
+pub struct MailLink {
+    /// To every other member; also reads this member's mailbox.
+    pub group: sealdoc::transport::email::EmailTransport,
+    /// To one device's owner.
+    pub direct: std::collections::HashMap<
+        sealdoc::graph::DeviceId,
+        sealdoc::transport::email::EmailTransport,
+    >,
+}
+
+/// Why a [`MailLink`] failed.
+#[cfg(feature = "email")]
+#[derive(Debug)]
+pub enum MailError {
+    /// The transport failed.
+    Email(sealdoc::transport::email::EmailError),
+    /// No address is known for the device.
+    NoAddress(sealdoc::graph::DeviceId),
+}
+
+#[cfg(feature = "email")]
+impl fmt::Display for MailError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MailError::Email(e) => e.fmt(f),
+            MailError::NoAddress(d) => write!(f, "no mail address for device {d:?}"),
+        }
+    }
+}
+
+#[cfg(feature = "email")]
+impl Link for MailLink {
+    type Error = MailError;
+    fn send(&mut self, to: Recipient, bytes: &[u8]) -> Result<(), MailError> {
+        let t = match to {
+            Recipient::Group => &mut self.group,
+            Recipient::Device(d) => self.direct.get_mut(&d).ok_or(MailError::NoAddress(d))?,
+        };
+        t.send(bytes).map_err(MailError::Email)
+    }
+    fn receive(&mut self, wait: Duration) -> Result<Vec<Vec<u8>>, MailError> {
+        let got = self.group.receive().map_err(MailError::Email)?;
+        if got.is_empty() && !wait.is_zero() {
+            std::thread::sleep(wait.min(Duration::from_millis(10)));
+        }
+        Ok(got)
+    }
+    fn is_transient(e: &MailError) -> bool {
+        matches!(e, MailError::Email(e) if e.is_transient())
+    }
+}
