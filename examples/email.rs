@@ -62,8 +62,8 @@ struct Settings {
 
 const USAGE: &str = "usage: cargo run --example email --features email -- \
 [--smtp HOST:PORT] [--imap HOST:PORT] [--domain D] [--password PW] [--store PATH] \
-[--alice NAME] [--bob NAME] [--dir PATH] [--items N]\n\
-  defaults from $SEALDOC_SMTP_ADDR, $SEALDOC_IMAP_ADDR, $SEALDOC_MAIL_DOMAIN, \
+[--alice NAME] [--bob NAME] [--dir PATH] [--items N]\n  \
+defaults from $SEALDOC_SMTP_ADDR, $SEALDOC_IMAP_ADDR, $SEALDOC_MAIL_DOMAIN, \
 $SEALDOC_MAIL_PASSWORD, $SEALDOC_MAIL_STORE\n  (sudo bash scripts/mail.sh start; eval \"$(bash scripts/mail.sh env)\")";
 
 fn host_port(what: &str, v: &str) -> Result<(String, u16), String> {
@@ -94,7 +94,7 @@ fn settings() -> Result<Settings, String> {
             "--bob" => bob = value()?,
             "--dir" => dir = Some(PathBuf::from(value()?)),
             "--items" => n = value()?.parse().map_err(|e| format!("--items: {e}"))?,
-            "-h" | "--help" => return Err(String::new()),
+            "-h" | "--help" => return Err(String::new()), // not an error: usage, status 0
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -117,11 +117,12 @@ fn settings() -> Result<Settings, String> {
 fn main() -> ExitCode {
     let s = match settings() {
         Ok(s) => s,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("error: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };

@@ -52,8 +52,8 @@ struct Settings {
 }
 
 const USAGE: &str = "usage: cargo run --example matrix --features matrix -- \
-[--homeserver URL] [--secret SECRET] [--db PATH] [--dir PATH] [--items N]\n\
-  --homeserver defaults to $SEALDOC_SYNAPSE_URL, --secret to $SEALDOC_SYNAPSE_SECRET, \
+[--homeserver URL] [--secret SECRET] [--db PATH] [--dir PATH] [--items N]\n  \
+--homeserver defaults to $SEALDOC_SYNAPSE_URL, --secret to $SEALDOC_SYNAPSE_SECRET, \
 --db to $SEALDOC_SYNAPSE_DB\n  (bash scripts/synapse.sh start; eval \"$(bash scripts/synapse.sh env)\")";
 
 fn settings() -> Result<Settings, String> {
@@ -73,7 +73,7 @@ fn settings() -> Result<Settings, String> {
             "--items" => {
                 n = value()?.parse().map_err(|e| format!("--items: {e}"))?;
             }
-            "-h" | "--help" => return Err(String::new()),
+            "-h" | "--help" => return Err(String::new()), // not an error: usage, status 0
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -95,11 +95,12 @@ fn settings() -> Result<Settings, String> {
 fn main() -> ExitCode {
     let s = match settings() {
         Ok(s) => s,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("error: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
