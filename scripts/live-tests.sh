@@ -4,9 +4,11 @@
 #   bash scripts/live-tests.sh [extra cargo test args]
 #
 # starts (installing on first use) Synapse (scripts/synapse.sh) and Postfix + Dovecot
-# (scripts/mail.sh, needs root and apt the first time), runs tests/matrix_live.rs and
-# tests/email_live.rs with their figures printed, and stops the servers it started (set
-# SEALDOC_KEEP_SERVERS=1 to leave them running). Server state and logs are under target/live/.
+# (scripts/mail.sh, needs root and apt the first time), runs tests/matrix_live.rs,
+# tests/email_live.rs (envelope bytes) and tests/replica_live.rs (whole replicas) with their
+# figures printed, then the `matrix` and `email` examples once, and stops the servers it
+# started (set SEALDOC_KEEP_SERVERS=1 to leave them running; SEALDOC_SKIP_EXAMPLES=1 skips the
+# examples). Server state and logs are under target/live/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -32,4 +34,8 @@ done
 
 # Missing settings are failures here, and the outage tests may stop and restart the servers.
 export SEALDOC_REQUIRE_LIVE=1 SEALDOC_LIVE_CONTROL=1
-cargo test --all-features --test matrix_live --test email_live "$@" -- --nocapture
+cargo test --all-features --test matrix_live --test email_live --test replica_live "$@" -- --nocapture
+if [[ ${SEALDOC_SKIP_EXAMPLES:-0} != 1 ]]; then
+    cargo run --profile test --all-features --example matrix
+    cargo run --profile test --all-features --example email
+fi
