@@ -116,7 +116,9 @@ use self::format::{
 };
 use self::observe::Observers;
 use self::outbox::Outbox;
-use crate::crypto::{DeviceKemSecret, EpochId, StorageKey, VerifiedContactCard};
+use crate::crypto::{
+    CryptoError, DeviceKemSecret, EnvelopeKind, EpochId, StorageKey, VerifiedContactCard,
+};
 use crate::doc::{ActorId, Doc, DocError, Patch, Transaction};
 use crate::graph::{Device, DeviceId, GroupId, NodeHash};
 use crate::group::{
@@ -196,6 +198,11 @@ pub enum Received {
     /// This device's welcome is complete: it is now a member. The patches of the group
     /// traffic it had kept while waiting.
     Joined(Vec<Patch>),
+    /// A direct envelope this device cannot open: sealed to another device (normal on a
+    /// shared channel such as a Matrix room, where every device sees every welcome), or bytes
+    /// that only look like one. Direct envelopes name no recipient in clear, so the two cannot
+    /// be told apart; nothing changed.
+    NotForThisDevice,
 }
 
 /// The random number generator a replica owns.
@@ -818,10 +825,19 @@ impl Replica {
     /// was not acknowledged: deliver it again after reopening).
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, ReplicaError> {
         self.usable()?;
-        match &mut self.phase {
+        let r = match &mut self.phase {
             Phase::Joining { .. } => self.receive_joining(bytes),
             Phase::Member(_) => self.receive_member(bytes),
             Phase::Moving => Err(ReplicaError::Internal("replica between phases")),
+        };
+        match r {
+            Err(ReplicaError::Group(GroupError::Envelope(CryptoError::AuthenticationFailed)))
+                if EnvelopeKind::peek(bytes, &self.options.config.envelope)
+                    .is_ok_and(|k| k == EnvelopeKind::Direct) =>
+            {
+                Ok(Received::NotForThisDevice)
+            }
+            other => other,
         }
     }
 
@@ -880,8 +896,8 @@ impl Replica {
             extra.extend(m.drain());
         }
         let buffer_grew = m.pending_nodes() > buffered_before;
-        let direct = crate::crypto::EnvelopeKind::peek(bytes, &self.options.config.envelope)
-            .is_ok_and(|k| k == crate::crypto::EnvelopeKind::Direct);
+        let direct = EnvelopeKind::peek(bytes, &self.options.config.envelope)
+            .is_ok_and(|k| k == EnvelopeKind::Direct);
         let out = match result {
             Err(e) => {
                 // Nothing was applied, but a bundle may have applied part of its nodes.
