@@ -626,6 +626,75 @@ fn pending_input_survives_a_restart_and_applies_when_its_dependency_arrives() {
 }
 
 #[test]
+fn parked_envelopes_and_half_a_catch_up_answer_survive_a_restart() {
+    let opts = Options::default().with_config(
+        Config::default().with_envelope(sealdoc::crypto::EnvelopeLimits::new(1024).unwrap()),
+    );
+    let db = tempfile::tempdir().unwrap();
+    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage>;
+    let mut rs = vec![create(mem(), 1, full(), opts)];
+    join(&mut rs, 0, joiner(fb(), 2, opts), Role::Writer);
+
+    // A key rotation, then a change under the new key: Bob gets the change first (parked).
+    let rot = group_msgs(&rs[0].rotate_key().unwrap().outgoing);
+    let ch = group_msgs(&set(&mut rs[0], "rotated", true));
+    assert!(matches!(
+        rs[1].receive(&ch[0]).unwrap(),
+        Received::Pending(Pending::UnknownEpoch(_))
+    ));
+    assert_eq!(rs[1].waiting(), (0, 1));
+    drop(rs.pop());
+    let mut bob = reopen(fb(), opts, 1);
+    assert_eq!(bob.waiting(), (0, 1), "the parked envelope survived");
+    assert!(matches!(bob.receive(&rot[0]).unwrap(), Received::Applied(ref p) if !p.is_empty()));
+    assert_eq!(bob.doc().get("rotated"), Some(json!(true)));
+    assert_eq!(bob.waiting(), (0, 0));
+    rs.push(bob);
+    let ids: Vec<u64> = rs[0].outbox().iter().map(|m| m.id).collect();
+    rs[0].mark_sent(&ids).unwrap();
+
+    // Bob misses many changes; the catch-up answer comes in chunks; he restarts halfway.
+    let mut last = Vec::new();
+    for i in 0..12 {
+        last = group_msgs(&set(&mut rs[0], &format!("big{i}"), "z".repeat(300)));
+    }
+    let ids: Vec<u64> = rs[0].outbox().iter().map(|m| m.id).collect();
+    rs[0].mark_sent(&ids).unwrap();
+    assert!(matches!(
+        rs[1].receive(&last[0]).unwrap(),
+        Received::Pending(Pending::MissingDeps(_))
+    ));
+    let req = rs[1].sync_request(&dev_id(1)).unwrap();
+    let mut answer = Vec::new();
+    for (_, b) in req {
+        if let Received::Reply(r) = rs[0].receive(&b).unwrap() {
+            answer.extend(r);
+        }
+    }
+    assert!(answer.len() >= 3, "{} chunks", answer.len());
+    let half = answer.len() / 2;
+    for (_, b) in &answer[..half] {
+        assert!(matches!(
+            rs[1].receive(b).unwrap(),
+            Received::Pending(Pending::Chunks { .. })
+        ));
+    }
+    drop(rs.pop());
+    let mut bob = reopen(fb(), opts, 2);
+    let mut applied = false;
+    for (_, b) in &answer[half..] {
+        match bob.receive(b).unwrap() {
+            Received::Pending(Pending::Chunks { .. }) => {}
+            Received::Applied(p) => applied |= !p.is_empty(),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(applied, "the answer did not complete after the restart");
+    rs.push(bob);
+    assert_converged(&rs);
+}
+
+#[test]
 fn many_changes_take_several_snapshots_and_reopen_the_same() {
     let small = Options::default().with_snapshot_after_bytes(512);
     let sa = shared_mem();
@@ -1698,12 +1767,12 @@ fn prop_opts() -> Options {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn random_interleavings_with_restarts_converge(
         n in 2..=3usize,
-        ops in prop::collection::vec(op(), 1..30),
+        ops in prop::collection::vec(op(), 1..40),
     ) {
         let stores: Vec<Rc<RefCell<MemoryStore>>> = (0..n).map(|_| shared_mem()).collect();
         let store = |i: usize| Box::new(Faulty::new(stores[i].clone())) as Box<dyn Storage>;
