@@ -1664,6 +1664,48 @@ fn a_truncated_file_store_log_reopens_to_the_last_good_record() {
     }
 }
 
+#[test]
+fn a_removed_member_and_a_locked_directory() {
+    let dc = tempfile::tempdir().unwrap();
+    let fc = || FileStore::open(dc.path()).map(|f| Box::new(f) as Box<dyn Storage>);
+    let mut rs = vec![create(mem(), 1, full(), Options::default())];
+    join(
+        &mut rs,
+        0,
+        joiner(mem(), 2, Options::default()),
+        Role::Writer,
+    );
+    join(
+        &mut rs,
+        0,
+        joiner(fc().unwrap(), 3, Options::default()),
+        Role::Writer,
+    );
+    let _ = set(&mut rs[2], "by_c", 1);
+    flush(&mut rs);
+    // While C's replica holds its directory, a second store on it is refused.
+    assert!(matches!(fc(), Err(StoreError::Locked(_))));
+    let _ = rs[0].remove_members(&[dev_id(3)]).unwrap();
+    flush(&mut rs);
+    assert!(!rs[2].is_current_member());
+    assert_eq!(rs[0].members().len(), 2);
+    // C may no longer edit; its view survives a restart.
+    assert!(matches!(
+        rs[2].change(|tx| tx.set("x", 1)),
+        Err(ReplicaError::Group(_))
+    ));
+    let st_c = st(&rs[2]);
+    drop(rs.pop());
+    let c = reopen(fc().unwrap(), Options::default(), 1);
+    assert_eq!(st(&c), st_c);
+    assert!(c.is_member() && !c.is_current_member());
+    // The others go on without it.
+    let _ = set(&mut rs[1], "after_removal", true);
+    flush(&mut rs);
+    assert_converged(&rs);
+    assert_eq!(c.doc().get("after_removal"), None);
+}
+
 // ---- Observers ----------------------------------------------------------------------------------
 
 #[test]
