@@ -19,10 +19,9 @@
 //! round trips; `SEALDOC_BENCH_FILE_N1=1` adds `N = 1` in a `FileStore` (260k fsyncs).
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::cell::RefCell;
 use std::hint::black_box;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[path = "support/trace.rs"]
@@ -45,7 +44,7 @@ fn key() -> StorageKey {
     StorageKey::from_bytes(Zeroizing::new([7; 32]))
 }
 
-fn rng(seed: u64) -> Box<dyn CryptoRngCore> {
+fn rng(seed: u64) -> Box<dyn CryptoRngCore + Send> {
     Box::new(ChaCha20Rng::seed_from_u64(seed))
 }
 
@@ -56,36 +55,36 @@ fn dev(seed: u8) -> (Device, DeviceKemSecret) {
 
 /// A `MemoryStore` the bench can still read after handing it to a replica.
 #[derive(Clone)]
-struct Shared(Rc<RefCell<MemoryStore>>);
+struct Shared(Arc<Mutex<MemoryStore>>);
 
 impl Storage for Shared {
     fn append(&mut self, kind: RecordKind, data: &[u8]) -> Result<RecordId, StoreError> {
-        self.0.borrow_mut().append(kind, data)
+        self.0.lock().unwrap().append(kind, data)
     }
     fn accept_pending(&mut self, pending: RecordId) -> Result<RecordId, StoreError> {
-        self.0.borrow_mut().accept_pending(pending)
+        self.0.lock().unwrap().accept_pending(pending)
     }
     fn discard_pending(&mut self, pending: RecordId) -> Result<(), StoreError> {
-        self.0.borrow_mut().discard_pending(pending)
+        self.0.lock().unwrap().discard_pending(pending)
     }
     fn write_snapshot(&mut self, state: &[u8], covers_through: RecordId) -> Result<(), StoreError> {
-        self.0.borrow_mut().write_snapshot(state, covers_through)
+        self.0.lock().unwrap().write_snapshot(state, covers_through)
     }
     fn load(&mut self) -> Result<Loaded, StoreError> {
-        self.0.borrow_mut().load()
+        self.0.lock().unwrap().load()
     }
     fn put_blob(&mut self, name: &str, data: &[u8]) -> Result<(), StoreError> {
-        self.0.borrow_mut().put_blob(name, data)
+        self.0.lock().unwrap().put_blob(name, data)
     }
     fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.borrow().blob(name)
+        self.0.lock().unwrap().blob(name)
     }
     fn remove_blob(&mut self, name: &str) -> Result<bool, StoreError> {
-        self.0.borrow_mut().remove_blob(name)
+        self.0.lock().unwrap().remove_blob(name)
     }
 }
 
-fn create(store: Box<dyn Storage>, seed: u8) -> Replica {
+fn create(store: Box<dyn Storage + Send>, seed: u8) -> Replica {
     let (d, k) = dev(seed);
     Replica::create_with(
         store,
@@ -99,7 +98,7 @@ fn create(store: Box<dyn Storage>, seed: u8) -> Replica {
     .unwrap()
 }
 
-fn joiner(store: Box<dyn Storage>, seed: u8) -> Replica {
+fn joiner(store: Box<dyn Storage + Send>, seed: u8) -> Replica {
     let (d, k) = dev(seed);
     Replica::new_joiner_with(
         store,
@@ -210,15 +209,15 @@ fn open_rows(t: &Trace, ns: &[usize], file_ns: &[usize]) -> Res<Vec<OpenRow>> {
             store: "-".into(),
         });
 
-        let mem = Shared(Rc::new(RefCell::new(MemoryStore::new())));
+        let mem = Shared(Arc::new(Mutex::new(MemoryStore::new())));
         let mut r = create(Box::new(mem.clone()), 1);
         let s = Instant::now();
         let changes = build(&mut r, &ps, n, t)?;
         let built = s.elapsed();
         drop(r);
-        let (snap, recs, nrec) = store_bytes(&mem.0.borrow_mut().load()?);
+        let (snap, recs, nrec) = store_bytes(&mem.0.lock().unwrap().load()?);
         let open = best(3, || {
-            let copy = mem.0.borrow().clone();
+            let copy = mem.0.lock().unwrap().clone();
             let s = Instant::now();
             let r = Replica::open_with(Box::new(copy), key(), Options::default(), rng(5))?;
             let text = r.doc().text("text")?;
@@ -300,8 +299,8 @@ fn summarize(what: &'static str, mut lat: Vec<Duration>, total: Duration) -> Tri
 
 fn trip_replicas(
     what: &'static str,
-    a: Box<dyn Storage>,
-    b: Box<dyn Storage>,
+    a: Box<dyn Storage + Send>,
+    b: Box<dyn Storage + Send>,
     n: usize,
 ) -> TripRow {
     let mut alice = create(a, 1);

@@ -7,10 +7,9 @@
 // Steps and replicas are numbered; indexing by the number reads better here.
 #![allow(clippy::needless_range_loop)]
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use rand_chacha::rand_core::SeedableRng;
@@ -32,7 +31,7 @@ fn key() -> StorageKey {
     StorageKey::from_bytes(Zeroizing::new([7; 32]))
 }
 
-fn rng(seed: u64) -> Box<dyn CryptoRngCore> {
+fn rng(seed: u64) -> Box<dyn CryptoRngCore + Send> {
     Box::new(ChaCha20Rng::seed_from_u64(seed))
 }
 
@@ -46,21 +45,21 @@ fn dev_id(seed: u8) -> DeviceId {
     Device::from_seed(&[seed; 32]).id()
 }
 
-fn create(store: Box<dyn Storage>, seed: u8, policy: GroupPolicy, opts: Options) -> Replica {
+fn create(store: Box<dyn Storage + Send>, seed: u8, policy: GroupPolicy, opts: Options) -> Replica {
     let (d, k) = dev(seed);
     Replica::create_with(store, key(), d, k, policy, opts, rng(u64::from(seed))).unwrap()
 }
 
-fn joiner(store: Box<dyn Storage>, seed: u8, opts: Options) -> Replica {
+fn joiner(store: Box<dyn Storage + Send>, seed: u8, opts: Options) -> Replica {
     let (d, k) = dev(seed);
     Replica::new_joiner_with(store, key(), d, k, opts, rng(u64::from(seed) + 1000)).unwrap()
 }
 
-fn reopen(store: Box<dyn Storage>, opts: Options, seed: u64) -> Replica {
+fn reopen(store: Box<dyn Storage + Send>, opts: Options, seed: u64) -> Replica {
     Replica::open_with(store, key(), opts, rng(seed)).unwrap()
 }
 
-fn mem() -> Box<dyn Storage> {
+fn mem() -> Box<dyn Storage + Send> {
     Box::new(MemoryStore::new())
 }
 
@@ -194,21 +193,34 @@ fn set(r: &mut Replica, k: &str, v: impl Into<Value>) -> Vec<Outgoing> {
 
 // ---- A storage wrapper: shared, counting, failing at its k-th mutating call ---------------
 
+/// A shared cell (`Replica` wants `Send` storage, so no `Rc<Cell>`).
+#[derive(Default)]
+struct Shared<T>(Mutex<T>);
+
+impl<T: Copy> Shared<T> {
+    fn get(&self) -> T {
+        *self.0.lock().unwrap()
+    }
+    fn set(&self, v: T) {
+        *self.0.lock().unwrap() = v;
+    }
+}
+
 #[derive(Default)]
 struct Ctl {
-    calls: Cell<usize>,
-    snapshots: Cell<usize>,
+    calls: Shared<usize>,
+    snapshots: Shared<usize>,
     /// Fail the k-th mutating call (1-based) and every one after it.
-    fail_at: Cell<Option<usize>>,
+    fail_at: Shared<Option<usize>>,
     /// Perform the failing call before returning the error (the write happened, the
     /// acknowledgement was lost), instead of failing before it.
-    apply_failing: Cell<bool>,
-    failed: Cell<bool>,
+    apply_failing: Shared<bool>,
+    failed: Shared<bool>,
 }
 
 struct Faulty<S> {
-    inner: Rc<RefCell<S>>,
-    ctl: Rc<Ctl>,
+    inner: Arc<Mutex<S>>,
+    ctl: Arc<Ctl>,
 }
 
 impl<S> Clone for Faulty<S> {
@@ -221,14 +233,14 @@ impl<S> Clone for Faulty<S> {
 }
 
 impl<S: Storage> Faulty<S> {
-    fn new(inner: Rc<RefCell<S>>) -> Self {
+    fn new(inner: Arc<Mutex<S>>) -> Self {
         Faulty {
             inner,
-            ctl: Rc::new(Ctl::default()),
+            ctl: Arc::new(Ctl::default()),
         }
     }
 
-    fn failing(inner: Rc<RefCell<S>>, k: usize, apply: bool) -> Self {
+    fn failing(inner: Arc<Mutex<S>>, k: usize, apply: bool) -> Self {
         let f = Self::new(inner);
         f.ctl.fail_at.set(Some(k));
         f.ctl.apply_failing.set(apply);
@@ -241,7 +253,7 @@ impl<S: Storage> Faulty<S> {
         if let Some(k) = self.ctl.fail_at.get() {
             if n >= k {
                 if n == k && self.ctl.apply_failing.get() {
-                    let _ = f(&mut self.inner.borrow_mut());
+                    let _ = f(&mut self.inner.lock().unwrap());
                 }
                 self.ctl.failed.set(true);
                 return Err(StoreError::Io {
@@ -251,7 +263,7 @@ impl<S: Storage> Faulty<S> {
                 });
             }
         }
-        f(&mut self.inner.borrow_mut())
+        f(&mut self.inner.lock().unwrap())
     }
 }
 
@@ -273,27 +285,36 @@ impl<S: Storage> Storage for Faulty<S> {
         r
     }
     fn load(&mut self) -> Result<Loaded, StoreError> {
-        self.inner.borrow_mut().load()
+        self.inner.lock().unwrap().load()
     }
     fn put_blob(&mut self, name: &str, data: &[u8]) -> Result<(), StoreError> {
         self.mutate(|s| s.put_blob(name, data))
     }
     fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.borrow().blob(name)
+        self.inner.lock().unwrap().blob(name)
     }
     fn remove_blob(&mut self, name: &str) -> Result<bool, StoreError> {
         self.mutate(|s| s.remove_blob(name))
     }
 }
 
-fn shared_mem() -> Rc<RefCell<MemoryStore>> {
-    Rc::new(RefCell::new(MemoryStore::new()))
+/// `Replica` on main takes `Box<dyn Storage + Send>`: the wrappers here must be `Send`.
+#[allow(dead_code)]
+fn wrappers_are_send() {
+    fn send<T: Send>() {}
+    send::<Faulty<MemoryStore>>();
+    send::<Faulty<FileStore>>();
+    send::<Tamper>();
+}
+
+fn shared_mem() -> Arc<Mutex<MemoryStore>> {
+    Arc::new(Mutex::new(MemoryStore::new()))
 }
 
 /// A store whose `load` damages what it returns.
 struct Tamper {
     inner: MemoryStore,
-    damage: Box<dyn Fn(&mut Loaded)>,
+    damage: Box<dyn Fn(&mut Loaded) + Send>,
 }
 
 impl Storage for Tamper {
@@ -529,8 +550,8 @@ fn offline_replica_catches_up_through_sync_request() {
 fn file_store_replicas_restart_keep_their_outbox_and_converge() {
     let da = tempfile::tempdir().unwrap();
     let db = tempfile::tempdir().unwrap();
-    let fa = || Box::new(FileStore::open(da.path()).unwrap()) as Box<dyn Storage>;
-    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage>;
+    let fa = || Box::new(FileStore::open(da.path()).unwrap()) as Box<dyn Storage + Send>;
+    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage + Send>;
     let mut rs = vec![create(fa(), 1, full(), Options::default())];
     let _ = rs[0].change(|tx| tx.set("text", json!([]))).unwrap();
     join(
@@ -587,7 +608,7 @@ fn file_store_replicas_restart_keep_their_outbox_and_converge() {
 #[test]
 fn pending_input_survives_a_restart_and_applies_when_its_dependency_arrives() {
     let db = tempfile::tempdir().unwrap();
-    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage>;
+    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage + Send>;
     let mut rs = vec![create(mem(), 1, full(), Options::default())];
     join(
         &mut rs,
@@ -633,7 +654,7 @@ fn parked_envelopes_and_half_a_catch_up_answer_survive_a_restart() {
         Config::default().with_envelope(sealdoc::crypto::EnvelopeLimits::new(1024).unwrap()),
     );
     let db = tempfile::tempdir().unwrap();
-    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage>;
+    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage + Send>;
     let mut rs = vec![create(mem(), 1, full(), opts)];
     join(&mut rs, 0, joiner(fb(), 2, opts), Role::Writer);
 
@@ -703,7 +724,7 @@ fn many_changes_take_several_snapshots_and_reopen_the_same() {
     let fa = Faulty::new(sa.clone());
     let ctl = fa.ctl.clone();
     let db = tempfile::tempdir().unwrap();
-    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage>;
+    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage + Send>;
     let mut rs = vec![create(Box::new(fa), 1, full(), small)];
     let _ = rs[0].change(|tx| tx.set("text", json!([]))).unwrap();
     join(&mut rs, 0, joiner(fb(), 2, small), Role::Writer);
@@ -730,7 +751,7 @@ fn many_changes_take_several_snapshots_and_reopen_the_same() {
         ctl.snapshots.get()
     );
     // The log was compacted: far fewer records than calls.
-    let loaded = sa.borrow_mut().load().unwrap();
+    let loaded = sa.lock().unwrap().load().unwrap();
     assert!(loaded.snapshot.is_some());
     assert!(
         loaded.records.len() < 30,
@@ -770,7 +791,7 @@ fn a_joiner_restarted_before_its_welcome_completes_still_joins() {
         Config::default().with_envelope(sealdoc::crypto::EnvelopeLimits::new(1024).unwrap());
     let opts = Options::default().with_config(small_env);
     let db = tempfile::tempdir().unwrap();
-    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage>;
+    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage + Send>;
     let mut alice = create(mem(), 1, full(), opts);
     for i in 0..20 {
         let _ = set(&mut alice, &format!("k{i}"), "x".repeat(100));
@@ -835,7 +856,7 @@ fn a_joiner_restarted_before_its_welcome_completes_still_joins() {
 #[test]
 fn a_future_only_member_restarts_with_its_skeletons() {
     let db = tempfile::tempdir().unwrap();
-    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage>;
+    let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage + Send>;
     let mut rs = vec![create(
         mem(),
         1,
@@ -869,15 +890,15 @@ fn a_future_only_member_restarts_with_its_skeletons() {
 /// Where the replica under test (Alice) keeps its store in a kill-point run.
 trait Backend {
     /// A store for a new run, failing at the `k`-th mutating call if `fail`.
-    fn start(&mut self, fail: Option<(usize, bool)>) -> (Box<dyn Storage>, Rc<Ctl>);
+    fn start(&mut self, fail: Option<(usize, bool)>) -> (Box<dyn Storage + Send>, Arc<Ctl>);
     /// The same store after the crash, healthy (everything that held it has been dropped).
-    fn after_crash(&mut self) -> Box<dyn Storage>;
+    fn after_crash(&mut self) -> Box<dyn Storage + Send>;
 }
 
-struct MemBackend(Rc<RefCell<MemoryStore>>);
+struct MemBackend(Arc<Mutex<MemoryStore>>);
 
 impl Backend for MemBackend {
-    fn start(&mut self, fail: Option<(usize, bool)>) -> (Box<dyn Storage>, Rc<Ctl>) {
+    fn start(&mut self, fail: Option<(usize, bool)>) -> (Box<dyn Storage + Send>, Arc<Ctl>) {
         self.0 = shared_mem();
         let f = match fail {
             Some((k, apply)) => Faulty::failing(self.0.clone(), k, apply),
@@ -886,10 +907,10 @@ impl Backend for MemBackend {
         let ctl = f.ctl.clone();
         (Box::new(f), ctl)
     }
-    fn after_crash(&mut self) -> Box<dyn Storage> {
+    fn after_crash(&mut self) -> Box<dyn Storage + Send> {
         // A copy of what the store holds, as a restarted process would find it.
-        let copy = self.0.borrow().clone();
-        Box::new(Faulty::new(Rc::new(RefCell::new(copy))))
+        let copy = self.0.lock().unwrap().clone();
+        Box::new(Faulty::new(Arc::new(Mutex::new(copy))))
     }
 }
 
@@ -898,9 +919,9 @@ struct FileBackend {
 }
 
 impl Backend for FileBackend {
-    fn start(&mut self, fail: Option<(usize, bool)>) -> (Box<dyn Storage>, Rc<Ctl>) {
+    fn start(&mut self, fail: Option<(usize, bool)>) -> (Box<dyn Storage + Send>, Arc<Ctl>) {
         let dir = tempfile::tempdir().unwrap();
-        let fs = Rc::new(RefCell::new(FileStore::open(dir.path()).unwrap()));
+        let fs = Arc::new(Mutex::new(FileStore::open(dir.path()).unwrap()));
         self.dir = Some(dir);
         let f = match fail {
             Some((k, apply)) => Faulty::failing(fs, k, apply),
@@ -909,7 +930,7 @@ impl Backend for FileBackend {
         let ctl = f.ctl.clone();
         (Box::new(f), ctl)
     }
-    fn after_crash(&mut self) -> Box<dyn Storage> {
+    fn after_crash(&mut self) -> Box<dyn Storage + Send> {
         let dir = self.dir.as_ref().unwrap().path();
         Box::new(FileStore::open(dir).unwrap())
     }
@@ -976,7 +997,7 @@ fn send_a_to_b(w: &mut World) -> Result<(), ReplicaError> {
 fn kill_step(
     i: usize,
     w: &mut World,
-    store: &mut Option<Box<dyn Storage>>,
+    store: &mut Option<Box<dyn Storage + Send>>,
 ) -> Result<(), ReplicaError> {
     if i == 0 {
         let (d, k) = dev(1);
@@ -1385,8 +1406,8 @@ fn kill_points_joiner_every_call() {
         }
         crashes += 1;
         drop(bob);
-        let copy = sh.borrow().clone();
-        let store = Box::new(Faulty::new(Rc::new(RefCell::new(copy))));
+        let copy = sh.lock().unwrap().clone();
+        let store = Box::new(Faulty::new(Arc::new(Mutex::new(copy))));
         let mut bob = match Replica::open_with(store, key(), opts, rng(4)) {
             Ok(b) => b,
             Err(ReplicaError::Empty) => {
@@ -1429,7 +1450,7 @@ fn kill_points_joiner_every_call() {
         let ids: Vec<u64> = bob.outbox().iter().map(|m| m.id).collect();
         bob.mark_sent(&ids).unwrap();
         assert!(bob.outbox().is_empty());
-        let store = Box::new(alice_store.borrow().clone());
+        let store = Box::new(alice_store.lock().unwrap().clone());
         let mut alice = reopen(store, opts, 7);
         assert!(matches!(
             alice.receive(&msgs[0]).unwrap(),
@@ -1457,11 +1478,11 @@ fn populated() -> MemoryStore {
         let _ = set(&mut a, &format!("k{i}"), i);
     }
     drop(a);
-    let m = s.borrow().clone();
+    let m = s.lock().unwrap().clone();
     m
 }
 
-fn open_tampered(damage: impl Fn(&mut Loaded) + 'static) -> Result<Replica, ReplicaError> {
+fn open_tampered(damage: impl Fn(&mut Loaded) + Send + 'static) -> Result<Replica, ReplicaError> {
     let t = Tamper {
         inner: populated(),
         damage: Box::new(damage),
@@ -1606,7 +1627,9 @@ fn flipped_bytes_in_snapshot_or_records_are_corrupt_never_a_panic() {
     );
     let _ = set(&mut o, "x", 1);
     drop(o);
-    let foreign = other.borrow_mut().load().unwrap().records[0].data.clone();
+    let foreign = other.lock().unwrap().load().unwrap().records[0]
+        .data
+        .clone();
     let mut g = base.clone();
     g.append(RecordKind::Accepted, &foreign).unwrap();
     let r = Replica::open(g, key());
@@ -1636,7 +1659,7 @@ fn log_file(dir: &Path) -> std::path::PathBuf {
 fn a_truncated_file_store_log_reopens_to_the_last_good_record() {
     for cut in [1u64, 7, 30] {
         let dir = tempfile::tempdir().unwrap();
-        let open_fs = || Box::new(FileStore::open(dir.path()).unwrap()) as Box<dyn Storage>;
+        let open_fs = || Box::new(FileStore::open(dir.path()).unwrap()) as Box<dyn Storage + Send>;
         let mut a = create(open_fs(), 1, full(), Options::default());
         let mut states = Vec::new();
         let mut outboxes = Vec::new();
@@ -1667,7 +1690,7 @@ fn a_truncated_file_store_log_reopens_to_the_last_good_record() {
 #[test]
 fn a_removed_member_and_a_locked_directory() {
     let dc = tempfile::tempdir().unwrap();
-    let fc = || FileStore::open(dc.path()).map(|f| Box::new(f) as Box<dyn Storage>);
+    let fc = || FileStore::open(dc.path()).map(|f| Box::new(f) as Box<dyn Storage + Send>);
     let mut rs = vec![create(mem(), 1, full(), Options::default())];
     join(
         &mut rs,
@@ -1818,8 +1841,8 @@ proptest! {
         n in 2..=3usize,
         ops in prop::collection::vec(op(), 1..40),
     ) {
-        let stores: Vec<Rc<RefCell<MemoryStore>>> = (0..n).map(|_| shared_mem()).collect();
-        let store = |i: usize| Box::new(Faulty::new(stores[i].clone())) as Box<dyn Storage>;
+        let stores: Vec<Arc<Mutex<MemoryStore>>> = (0..n).map(|_| shared_mem()).collect();
+        let store = |i: usize| Box::new(Faulty::new(stores[i].clone())) as Box<dyn Storage + Send>;
         let mut rs = vec![create(store(0), 1, full(), prop_opts())];
         let _ = rs[0].change(|tx| tx.set("text", json!([]))).unwrap();
         for i in 1..n {
