@@ -548,9 +548,10 @@ impl Replica {
         };
         if joined_on_open {
             r.snapshot()?;
-        } else {
+        } else if matches!(r.phase, Phase::Member(_)) {
             // Waiting input that applied now (it had been evicted from a bounded buffer, or
-            // its dependency arrived in a later record) is recorded like any other.
+            // its dependency arrived in a later record) is recorded like any other. (A device
+            // still waiting for its welcome has no member to commit.)
             r.commit(Step::default())?;
         }
         Ok(r)
