@@ -1185,16 +1185,11 @@ fn kill_run(
                 w.a = Some(r);
                 1
             }
-            Ok(r) => {
-                // The device blob was written, the member's snapshot not: the store now
-                // holds a device waiting for a welcome although `create` was called.
-                assert_eq!(r.device_id(), dev_id(1));
-                assert_eq!(r.doc().to_json(), json!({}));
-                quirks.push(format!(
-                    "k={k} apply={apply}: create failed after the device blob; reopens as a joiner"
-                ));
-                return true;
-            }
+            Ok(r) => panic!(
+                "k={k} apply={apply}: a failed create reopened as a device waiting for a \
+                 welcome ({:?})",
+                r.device_id()
+            ),
             Err(e) => panic!("k={k}: reopen after a failed create: {e:?}"),
         }
     } else {
@@ -1916,4 +1911,55 @@ proptest! {
         let again: Vec<St> = rs.iter().map(st).collect();
         prop_assert_eq!(again, states);
     }
+}
+
+/// On a shared channel every device sees every direct envelope: one sealed to another device
+/// is an outcome (`NotForThisDevice`), not an error, and changes nothing — for a member and
+/// for a device still waiting for its own welcome.
+#[test]
+fn a_direct_envelope_for_another_device_is_not_for_this_device() {
+    let mut rs = vec![create(mem(), 1, full(), Options::default())];
+    join(
+        &mut rs,
+        0,
+        joiner(mem(), 2, Options::default()),
+        Role::Writer,
+    );
+    let carol = joiner(mem(), 3, Options::default());
+    let dave = joiner(mem(), 4, Options::default());
+    let added = rs[0]
+        .add_member(&carol.contact_card(), Role::Writer)
+        .unwrap();
+    let welcome: Vec<Vec<u8>> = added
+        .outgoing
+        .iter()
+        .filter(|m| m.to == Recipient::Device(carol.device_id()))
+        .map(|m| m.bytes.clone())
+        .collect();
+    assert!(!welcome.is_empty());
+    let mut dave = dave;
+    let before = st(&rs[1]);
+    for w in &welcome {
+        assert_eq!(rs[1].receive(w).unwrap(), Received::NotForThisDevice);
+        assert_eq!(dave.receive(w).unwrap(), Received::NotForThisDevice);
+    }
+    assert!(same(&st(&rs[1]), &before, true));
+    assert!(!dave.is_member());
+    // Garbage after a valid direct header is refused the same way; a group envelope's damage
+    // stays an error.
+    let mut bad = welcome[0].clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert_eq!(rs[1].receive(&bad).unwrap(), Received::NotForThisDevice);
+    for g in group_msgs(&added.outgoing) {
+        assert!(matches!(rs[1].receive(&g).unwrap(), Received::Applied(_)));
+    }
+    let change = set(&mut rs[0], "k", 1);
+    let mut bad_group = group_msgs(&change)[0].clone();
+    let last = bad_group.len() - 1;
+    bad_group[last] ^= 1;
+    assert!(matches!(
+        rs[1].receive(&bad_group),
+        Err(ReplicaError::Group(_))
+    ));
 }

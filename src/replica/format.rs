@@ -51,22 +51,40 @@ fn context(kind: Kind, device: &DeviceId) -> Vec<u8> {
 
 // ---- Device blob --------------------------------------------------------------------------
 
-/// Seals the device's two secrets: `version | seed[32] | kem[32]`.
+/// What the device was made for: a device blob alone in a store means something different
+/// for each (a creator's snapshot was never written; a joiner is waiting for its welcome).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// `Replica::create`: the member's first snapshot follows the blob.
+    Create = 1,
+    /// `Replica::new_joiner`: nothing follows until the welcome.
+    Join = 2,
+}
+
+/// Length of the device blob's plaintext: version, intent, seed, KEM secret.
+const DEVICE_PLAINTEXT_LEN: usize = 1 + 1 + 32 + 32;
+
+/// Seals the device's two secrets: `version | intent | seed[32] | kem[32]`.
 pub(crate) fn seal_device(
     key: &StorageKey,
+    intent: Intent,
     seed: &[u8; 32],
     kem: &[u8; 32],
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>, ReplicaError> {
-    let mut pt = Zeroizing::new(Vec::with_capacity(65));
+    let mut pt = Zeroizing::new(Vec::with_capacity(DEVICE_PLAINTEXT_LEN));
     pt.push(FORMAT_VERSION);
+    pt.push(intent as u8);
     pt.extend_from_slice(seed);
     pt.extend_from_slice(kem);
     Ok(key.seal(CTX_DEVICE, &pt, rng)?)
 }
 
-/// Opens the device blob: `(seed, kem)`.
-pub(crate) fn open_device(key: &StorageKey, bytes: &[u8]) -> Result<DeviceSecrets, ReplicaError> {
+/// Opens the device blob: `(intent, (seed, kem))`.
+pub(crate) fn open_device(
+    key: &StorageKey,
+    bytes: &[u8],
+) -> Result<(Intent, DeviceSecrets), ReplicaError> {
     let pt = key.open(CTX_DEVICE, bytes).map_err(|e| match e {
         CryptoError::AuthenticationFailed => ReplicaError::WrongKey,
         other => ReplicaError::Corrupt {
@@ -78,17 +96,24 @@ pub(crate) fn open_device(key: &StorageKey, bytes: &[u8]) -> Result<DeviceSecret
         what: "device blob",
         detail: detail.to_owned(),
     };
-    if pt.len() != 65 {
+    if pt.first() != Some(&FORMAT_VERSION) {
+        return Err(ReplicaError::UnsupportedFormat {
+            found: pt.first().copied().unwrap_or(0),
+        });
+    }
+    if pt.len() != DEVICE_PLAINTEXT_LEN {
         return Err(corrupt("wrong length"));
     }
-    if pt[0] != FORMAT_VERSION {
-        return Err(ReplicaError::UnsupportedFormat { found: pt[0] });
-    }
+    let intent = match pt[1] {
+        1 => Intent::Create,
+        2 => Intent::Join,
+        _ => return Err(corrupt("unknown intent")),
+    };
     let mut seed = Zeroizing::new([0u8; 32]);
     let mut kem = Zeroizing::new([0u8; 32]);
-    seed.copy_from_slice(&pt[1..33]);
-    kem.copy_from_slice(&pt[33..65]);
-    Ok((seed, kem))
+    seed.copy_from_slice(&pt[2..34]);
+    kem.copy_from_slice(&pt[34..66]);
+    Ok((intent, (seed, kem)))
 }
 
 // ---- Records and snapshots ----------------------------------------------------------------
@@ -357,9 +382,9 @@ mod tests {
     #[test]
     fn the_device_blob_round_trips_and_a_wrong_key_is_named() {
         let mut rng = ChaCha20Rng::seed_from_u64(2);
-        let blob = seal_device(&key(), &[1; 32], &[2; 32], &mut rng).unwrap();
-        let (seed, kem) = open_device(&key(), &blob).unwrap();
-        assert_eq!((*seed, *kem), ([1; 32], [2; 32]));
+        let blob = seal_device(&key(), Intent::Join, &[1; 32], &[2; 32], &mut rng).unwrap();
+        let (intent, (seed, kem)) = open_device(&key(), &blob).unwrap();
+        assert_eq!((intent, *seed, *kem), (Intent::Join, [1; 32], [2; 32]));
         let wrong = StorageKey::from_bytes(Zeroizing::new([1; 32]));
         assert!(matches!(
             open_device(&wrong, &blob),

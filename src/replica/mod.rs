@@ -73,8 +73,9 @@
 //! The store holds, sealed under the [`StorageKey`] (XChaCha20-Poly1305, bound to the device
 //! and to the kind of item):
 //!
-//! * a blob `device` with the device's signing and key-agreement secrets, written once when
-//!   the replica is made;
+//! * a blob `device` with the device's signing and key-agreement secrets and what it was made
+//!   for, written once when the replica is made (a `create` interrupted before its first
+//!   snapshot leaves a store that opens as [`ReplicaError::Empty`] and may be created again);
 //! * one record per state-changing call: the graph entries it added (signed nodes, verified
 //!   on arrival), the epoch secrets it learned, input left waiting, messages added to the
 //!   outbox, and outbox messages reported sent;
@@ -111,8 +112,8 @@ pub use observe::{Event, Origin};
 pub use outbox::{Outgoing, Recipient};
 
 use self::format::{
-    open, open_device, seal, seal_device, Image, Kind, MemberImage, RecordBody, Step, StoredEntry,
-    StoredOutgoing, StoredSecret, DEVICE_BLOB,
+    open, open_device, seal, seal_device, Image, Intent, Kind, MemberImage, RecordBody, Step,
+    StoredEntry, StoredOutgoing, StoredSecret, DEVICE_BLOB,
 };
 use self::observe::Observers;
 use self::outbox::Outbox;
@@ -409,7 +410,12 @@ impl Replica {
                 detail: "records without a device blob".to_owned(),
             });
         };
-        let (seed, kem) = open_device(&key, &blob)?;
+        let (intent, (seed, kem)) = open_device(&key, &blob)?;
+        if intent == Intent::Create && loaded.snapshot.is_none() && loaded.records.is_empty() {
+            // `create` stopped between the device blob and the member's first snapshot: it
+            // returned an error, and no replica exists here yet (`create` may run again).
+            return Err(ReplicaError::Empty);
+        }
         let device = Device::from_seed(&seed);
         let kem = DeviceKemSecret::from_secret_bytes(&kem);
         let id = device.id();
@@ -565,11 +571,16 @@ impl Replica {
         mut rng: Rng,
     ) -> Result<Replica, ReplicaError> {
         let loaded = store.load()?;
-        if loaded.snapshot.is_some()
-            || !loaded.records.is_empty()
-            || store.blob(DEVICE_BLOB)?.is_some()
-        {
+        if loaded.snapshot.is_some() || !loaded.records.is_empty() {
             return Err(ReplicaError::NotEmpty);
+        }
+        if let Some(blob) = store.blob(DEVICE_BLOB)? {
+            // Only the blob of a `create` that never wrote its first snapshot (it returned an
+            // error) may be replaced; a joiner's blob is a device waiting for its welcome.
+            let unfinished = matches!(open_device(&key, &blob), Ok((Intent::Create, _)));
+            if !unfinished {
+                return Err(ReplicaError::NotEmpty);
+            }
         }
         let (device, card, blob) = match &phase {
             Phase::Member(m) => {
@@ -577,7 +588,7 @@ impl Replica {
                 (
                     m.device_id(),
                     m.contact_card(),
-                    seal_device(&key, &seed, &kem, &mut rng)?,
+                    seal_device(&key, Intent::Create, &seed, &kem, &mut rng)?,
                 )
             }
             Phase::Joining { joiner, .. } => {
@@ -590,7 +601,7 @@ impl Replica {
                 (
                     joiner.device_id(),
                     card,
-                    seal_device(&key, &seed, &kem, &mut rng)?,
+                    seal_device(&key, Intent::Join, &seed, &kem, &mut rng)?,
                 )
             }
             Phase::Moving => return Err(ReplicaError::Internal("replica between phases")),
