@@ -269,52 +269,9 @@ impl Doc {
         ops: &[OpBody],
         past: &dyn CausalPast,
     ) -> Result<Vec<Patch>, DocError> {
-        let n = ops.len();
-        if n == 0 || n > MAX_OPS_PER_CHANGE {
-            return Err(DocError::BadBatch(n));
-        }
-        if start == 0
-            || start
-                .checked_add(n as u64 - 1)
-                .is_none_or(|end| end > MAX_COUNTER)
-        {
-            return Err(DocError::CounterOverflow);
-        }
-        for op in ops {
-            op.validate()?;
-        }
-        let known = self.actors.lookup(actor).is_some();
-        let a = self.intern(actor);
-        let saved = (self.max_counter, self.actor_max[a as usize], self.op_count);
-        // A single op is checked in full before it changes anything, so it needs no undo log.
-        let log = n > 1;
-        self.undo.reset();
         // Usually one patch per op; sized so that a one-op change does not over-allocate.
-        let mut patches = Vec::with_capacity(n.min(16));
-        let mut result = Ok(());
-        for (i, op) in ops.iter().enumerate() {
-            let id = Id::new(start + i as u64, a);
-            if let Err(e) =
-                self.apply_one(id, op, Some(start), past, log, Some(&mut patches), false)
-            {
-                result = Err(e);
-                break;
-            }
-        }
-        if result.is_err() && log {
-            rollback(&mut self.root, &mut self.undo);
-        }
-        self.undo.reset();
-        if let Err(e) = result {
-            self.max_counter = saved.0;
-            self.actor_max[a as usize] = saved.1;
-            self.op_count = saved.2;
-            if !known {
-                self.actors.forget_last(actor);
-                self.actor_max.truncate(self.actors.len());
-            }
-            return Err(e);
-        }
+        let mut patches = Vec::with_capacity(ops.len().min(16));
+        self.apply_batch(actor, start, ops, past, Some(&mut patches))?;
         Ok(patches)
     }
 
@@ -335,6 +292,19 @@ impl Doc {
         ops: &[OpBody],
         past: &dyn CausalPast,
     ) -> Result<(), DocError> {
+        self.apply_batch(actor, start, ops, past, None)
+    }
+
+    /// [`Doc::apply_ops`] (with `patches`) or [`Doc::apply_ops_whiteout`] (without): the
+    /// batch checks, then every op, atomically.
+    fn apply_batch(
+        &mut self,
+        actor: &ActorId,
+        start: u64,
+        ops: &[OpBody],
+        past: &dyn CausalPast,
+        mut patches: Option<&mut Vec<Patch>>,
+    ) -> Result<(), DocError> {
         let n = ops.len();
         if n == 0 || n > MAX_OPS_PER_CHANGE {
             return Err(DocError::BadBatch(n));
@@ -352,12 +322,17 @@ impl Doc {
         let known = self.actors.lookup(actor).is_some();
         let a = self.intern(actor);
         let saved = (self.max_counter, self.actor_max[a as usize], self.op_count);
+        // A single op is checked in full before it changes anything, so it needs no undo log.
         let log = n > 1;
         self.undo.reset();
         let mut result = Ok(());
         for (i, op) in ops.iter().enumerate() {
             let id = Id::new(start + i as u64, a);
-            if let Err(e) = self.apply_one_anchor(id, op, start, past, log) {
+            let r = match patches.as_deref_mut() {
+                Some(p) => self.apply_one(id, op, Some(start), past, log, Some(p), false),
+                None => self.apply_one_anchor(id, op, start, past, log),
+            };
+            if let Err(e) = r {
                 result = Err(e);
                 break;
             }
