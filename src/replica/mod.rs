@@ -908,12 +908,24 @@ impl Replica {
             extra.extend(m.drain());
         }
         let buffer_grew = m.pending_nodes() > buffered_before;
+        // Forwards this device owes the members it added (and anything a failed command left
+        // unsent) go to the durable outbox in the same record.
+        let unsent = match m.take_outgoing(&mut self.rng) {
+            Ok(o) => o,
+            Err(_) => m.take_unsent(),
+        };
+        let outgoing = self.outbox.number(messages(unsent));
+        self.outbox.add(&outgoing);
+        let outgoing: Vec<StoredOutgoing> = outgoing.iter().map(StoredOutgoing::from).collect();
         let direct = EnvelopeKind::peek(bytes, &self.options.config.envelope)
             .is_ok_and(|k| k == EnvelopeKind::Direct);
         let out = match result {
             Err(e) => {
                 // Nothing was applied, but a bundle may have applied part of its nodes.
-                self.commit(Step::default())?;
+                self.commit(Step {
+                    outgoing,
+                    ..Step::default()
+                })?;
                 return Err(e.into());
             }
             Ok(r) => r,
@@ -932,6 +944,7 @@ impl Replica {
             } else {
                 Vec::new()
             },
+            outgoing,
             ..Step::default()
         })?;
         let received = match out {

@@ -56,6 +56,9 @@ impl Member {
             assembler: Assembler::default(),
             joined_at,
             unsent: Outbound::default(),
+            forwarded: HashSet::new(),
+            held_forwards: VecDeque::new(),
+            forward_gen: None,
             danger_skip_local_checks: false,
             whiteout_gen: 0,
         }
