@@ -693,3 +693,26 @@ pub(crate) fn decode_history(bytes: &[u8]) -> Result<Vec<WrappedSecret>, DecodeE
     r.finish()?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_decode_strictly() {
+        let id = EpochId::from_bytes([3; 32]);
+        let bytes = encode_forward(&id, &[9; 32]);
+        assert_eq!(bytes.len(), FORWARD_LEN);
+        let (i, s) = decode_forward(&bytes).unwrap();
+        assert_eq!((i, *s), (id, [9; 32]));
+        // Short, long, wrong version: typed decode errors.
+        for bad in [
+            bytes[..FORWARD_LEN - 1].to_vec(),
+            [&bytes[..], &[0]].concat(),
+            [&[2u8][..], &bytes[1..]].concat(),
+            Vec::new(),
+        ] {
+            assert!(matches!(decode_forward(&bad), Err(GroupError::Decode(_))));
+        }
+    }
+}

@@ -43,7 +43,7 @@ impl Member {
     }
 
     /// Rule K4 in this replica's view: content may be encrypted under the merged key of the
-    /// current heads if there are at most four, this device holds every head's key, no device
+    /// current heads if there are at most four, this device was sealed every head, no device
     /// outside the membership can derive it (nobody else was sealed every head, and every
     /// removed device is kept out by some head: `GroupState::excludes_removed`), and every
     /// member was sealed every head or will be forwarded it: the op that added the member is
@@ -53,7 +53,16 @@ impl Member {
         if heads.is_empty() || heads.len() > crate::crypto::MAX_HEADER_EPOCHS {
             return Send::Rotate;
         }
-        if heads.iter().any(|&e| !self.state.has_root(e)) {
+        // Held, and sealed to this device: receivers refuse an envelope under an epoch its
+        // author was not sealed (a member that holds a head by forward rotates first).
+        let me = self.device_id();
+        if heads.iter().any(|&e| {
+            !self.state.has_root(e)
+                || self
+                    .state
+                    .epoch(e)
+                    .is_none_or(|r| r.recipients.binary_search(&me).is_err())
+        }) {
             return Send::Rotate;
         }
         let m = self.state.current();
@@ -62,7 +71,6 @@ impl Member {
         {
             return Send::Rotate;
         }
-        let me = self.device_id();
         for d in m.members.keys().filter(|d| **d != me) {
             for &h in &heads {
                 let sealed = self
