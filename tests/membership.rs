@@ -14,7 +14,11 @@ mod property;
 use rand_chacha::ChaCha20Rng;
 use sealdoc::crypto::{seal_epoch_secret, EpochSecret, KemPublicKey, SealContext, SealRecipient};
 use sealdoc::graph::{DeviceId, Payload};
-use sealdoc::group::{ControlOp, GroupPolicy, KeyUpdate, Member, Outbound, Received, Role};
+use sealdoc::group::wire::CONTENT_FORWARD;
+use sealdoc::group::{
+    ControlOp, GroupError, GroupPolicy, KeyUpdate, Member, Outbound, PeerMisbehaved, Pending,
+    Received, Role,
+};
 use serde_json::json;
 
 use common::*;
@@ -145,12 +149,29 @@ fn concurrent_removals_exclude_both_removed_devices() {
     }
 }
 
-/// A adds N while B removes D: N reads traffic sent after the merge; D does not.
+/// Opens a direct envelope addressed to the device of `seed` and returns its content type.
+fn direct_content_type(seed: u8, bytes: &[u8]) -> Option<u8> {
+    let (_, kem) = device(seed);
+    let me = id(seed);
+    sealdoc::crypto::open_direct(
+        bytes,
+        &kem,
+        me.as_bytes(),
+        &sealdoc::group::Config::default().envelope,
+    )
+    .ok()
+    .map(|m| m.content_type())
+}
+
+/// A adds N while B removes D. C, who sees both, sends under the merged key of both heads
+/// without rotating (N was added concurrently with the removal, by A, who holds the
+/// removal's epoch); N parks it until A forwards the removal's epoch, then reads it; D never
+/// can, and gets no forward.
 #[test]
 fn concurrent_add_and_remove() {
     for policy in [GroupPolicy::future_only(), GroupPolicy::full_history()] {
         let mut r = rng(2);
-        // 0 = A, 1 = B, 2 = C, 3 = D.
+        // 0 = A, 1 = B, 2 = C, 3 = D (seeds 1..=4), N = seed 9.
         let mut ms = admins(4, policy, &mut r);
         let d = ms[3].device_id();
         let n = joiner(9);
@@ -160,26 +181,152 @@ fn concurrent_add_and_remove() {
             .outbound;
         let rem = ms[1].remove(&[d], &mut r).unwrap().outbound;
         let mut n = welcome(n, &add);
+        let nid = n.device_id();
         send_to(&mut ms, &[1, 2, 3], &add, &mut r);
         send_to(&mut ms, &[0, 2, 3], &rem, &mut r);
         offer(&mut n, &rem, &mut r);
+        let known = ms[2].epochs().len();
+        assert_eq!(ms[2].current_epochs().len(), 2);
         let out = ms[2]
             .change(|tx| tx.set("x", "merged"), &mut r)
             .unwrap()
             .outbound;
-        let content = out.broadcast.last().unwrap().clone();
+        assert_eq!(ms[2].epochs().len(), known, "C did not rotate");
+        assert_eq!(out.broadcast.len(), 1);
+        assert!(out.direct.is_empty());
+        let content = out.broadcast[0].clone();
         assert!(
             ms[3].open_envelope(&content).is_err(),
             "D reads nothing new"
         );
-        deliver(&mut n, &out, &mut r);
+        // N parks it: it lacks the removal's epoch key (or the epoch itself).
+        let got = deliver(&mut n, &out, &mut r);
+        assert!(
+            matches!(
+                got[..],
+                [Received::Pending(
+                    Pending::MissingKey(_) | Pending::UnknownEpoch(_)
+                )]
+            ),
+            "{got:?}"
+        );
+        assert_eq!(n.doc().get("x"), None);
+        // A, the adder, forwards the removal's epoch (its op and its secret) to N, once.
+        let fwd = ms[0].take_outgoing(&mut r).unwrap();
+        assert!(fwd.broadcast.is_empty());
+        assert!(fwd.direct.iter().all(|(to, _)| *to == nid));
+        let types: Vec<Option<u8>> = fwd
+            .direct
+            .iter()
+            .map(|(_, e)| direct_content_type(9, e))
+            .collect();
+        assert_eq!(types.last(), Some(&Some(CONTENT_FORWARD)), "{types:?}");
+        assert!(ms[0].take_outgoing(&mut r).unwrap().is_empty(), "once");
+        for m in &mut ms[1..] {
+            assert!(
+                m.take_outgoing(&mut r).unwrap().is_empty(),
+                "only the adder"
+            );
+        }
+        offer(&mut n, &fwd, &mut r);
         assert_eq!(n.doc().get("x"), Some(json!("merged")), "N reads the merge");
+        assert!(ms[3].open_envelope(&content).is_err());
         send_to(&mut ms, &[0, 1], &out, &mut r);
         for m in ms[..3].iter().chain(std::iter::once(&n)) {
             assert_eq!(member_ids(m), member_ids(&ms[0]));
             assert!(!member_ids(m).contains(&d));
         }
+        // Later traffic by anyone: N reads it, D does not.
+        let later = ms[1]
+            .change(|tx| tx.set("y", "later"), &mut r)
+            .unwrap()
+            .outbound;
+        assert!(ms[3].open_envelope(&later.broadcast[0]).is_err());
+        deliver(&mut n, &later, &mut r);
+        assert_eq!(n.doc().get("y"), Some(json!("later")));
     }
+}
+
+/// Only the adder may forward: a forward from another member is refused with a typed error
+/// and changes nothing; a forward that overtakes the epoch's op is held and applied when the
+/// op arrives.
+#[test]
+fn forwards_come_from_the_adder_and_wait_for_their_epoch() {
+    let mut r = rng(8);
+    // 0 = A, 1 = B, 2 = C, 3 = D.
+    let mut ms = admins(4, GroupPolicy::future_only(), &mut r);
+    let d = ms[3].device_id();
+    let n = joiner(9);
+    let add = ms[0]
+        .add(&n.contact_card().unwrap(), Role::Writer, &mut r)
+        .unwrap()
+        .outbound;
+    let rem = ms[1].remove(&[d], &mut r).unwrap().outbound;
+    let mut n = welcome(n, &add);
+    let nid = n.device_id();
+    send_to(&mut ms, &[1, 2, 3], &add, &mut r);
+    send_to(&mut ms, &[0, 2, 3], &rem, &mut r);
+    let content = ms[2]
+        .change(|tx| tx.set("x", "merged"), &mut r)
+        .unwrap()
+        .outbound;
+    let fwd = ms[0].take_outgoing(&mut r).unwrap();
+    let (bundles, forward): (Vec<_>, Vec<_>) = fwd
+        .direct
+        .into_iter()
+        .partition(|(_, e)| direct_content_type(9, e) != Some(CONTENT_FORWARD));
+    assert_eq!(forward.len(), 1);
+    // B, not the adder, crafts a forward of a secret it holds (its own removal's epoch).
+    let known: Vec<_> = n.epochs().into_iter().map(|(e, _)| e).collect();
+    let epoch = ms[1]
+        .current_epochs()
+        .into_iter()
+        .find(|e| !known.contains(e))
+        .unwrap();
+    let mut payload = vec![1u8];
+    payload.extend_from_slice(epoch.as_bytes());
+    payload.extend_from_slice(&[7u8; 32]);
+    let n_card = card(9);
+    let forged = sealdoc::crypto::seal_direct(
+        &ed25519_dalek::SigningKey::from_bytes(&[2u8; 32]),
+        &sealdoc::crypto::DirectRecipient {
+            device: *nid.as_bytes(),
+            kem_public: n_card.kem_public(),
+        },
+        &sealdoc::crypto::DirectContent {
+            group: *n.group().as_bytes(),
+            content_type: CONTENT_FORWARD,
+            payload: &payload,
+        },
+        &sealdoc::group::Config::default().envelope,
+        &mut r,
+    )
+    .unwrap();
+    let err = n.receive(&forged, &mut r).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GroupError::Peer(PeerMisbehaved::ForwardNotFromAdder { .. })
+        ),
+        "{err:?}"
+    );
+    // The genuine forward first: the epoch is unknown to N, so it is held.
+    let got = n.receive(&forward[0].1, &mut r).unwrap();
+    assert!(
+        matches!(got, Received::Pending(Pending::UnknownEpoch(_))),
+        "{got:?}"
+    );
+    let got = deliver(&mut n, &content, &mut r);
+    assert!(matches!(got[..], [Received::Pending(_)]), "{got:?}");
+    assert_eq!(n.doc().get("x"), None);
+    // Then the epoch's op: the held forward applies, and the parked content opens.
+    for (_, e) in &bundles {
+        let _ = n.receive(e, &mut r).unwrap();
+    }
+    while n.backlog() > 0 {
+        let _ = n.drain();
+    }
+    assert_eq!(n.doc().get("x"), Some(json!("merged")));
 }
 
 /// A removed device's key update concurrent with its removal is not a head for anyone who has

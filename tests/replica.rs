@@ -1963,3 +1963,84 @@ fn a_direct_envelope_for_another_device_is_not_for_this_device() {
         Err(ReplicaError::Group(_))
     ));
 }
+
+/// A adds N while B removes D. The adder's forward of the removal's epoch lands in A's
+/// durable outbox after `receive`; B sends under the merged key without rotating; N, restarted
+/// after the forward, still opens merged-key traffic (the forwarded secret was stored).
+#[test]
+fn a_forwarded_secret_survives_a_restart() {
+    for policy in [GroupPolicy::future_only(), full()] {
+        let db = tempfile::tempdir().unwrap();
+        let fb = || Box::new(FileStore::open(db.path()).unwrap()) as Box<dyn Storage + Send>;
+        // 0 = A, 1 = B (admin), 2 = D.
+        let mut rs = vec![create(mem(), 1, policy, Options::default())];
+        join(
+            &mut rs,
+            0,
+            joiner(mem(), 2, Options::default()),
+            Role::Admin,
+        );
+        join(
+            &mut rs,
+            0,
+            joiner(mem(), 3, Options::default()),
+            Role::Writer,
+        );
+        let mut n = joiner(fb(), 9, Options::default());
+        let card = n.contact_card();
+        let add = rs[0].add_member(&card, Role::Writer).unwrap().outgoing;
+        let rem = rs[1].remove_members(&[dev_id(3)]).unwrap().outgoing;
+        for m in &add {
+            match m.to {
+                Recipient::Device(d) if d == n.device_id() => {
+                    let _ = n.receive(&m.bytes).unwrap();
+                }
+                Recipient::Group => {
+                    for j in [1, 2] {
+                        let _ = rs[j].receive(&m.bytes).unwrap();
+                    }
+                }
+                Recipient::Device(_) => {}
+            }
+        }
+        assert!(n.is_member());
+        let sent: Vec<u64> = rs[0].outbox().iter().map(|m| m.id).collect();
+        rs[0].mark_sent(&sent).unwrap();
+        for b in group_msgs(&rem) {
+            let _ = rs[0].receive(&b).unwrap();
+            let _ = rs[2].receive(&b);
+            let _ = n.receive(&b);
+        }
+        // The forward (and the epoch's op) wait in A's outbox, for N only.
+        let fwd: Vec<Outgoing> = rs[0].outbox().to_vec();
+        assert!(!fwd.is_empty());
+        assert!(fwd.iter().all(|m| m.to == Recipient::Device(n.device_id())));
+        // B holds both heads and sends under the merged key: no rotation.
+        let x = set(&mut rs[1], "x", "merged");
+        assert_eq!(group_msgs(&x).len(), 1, "no rotation first");
+        assert!(matches!(
+            n.receive(&group_msgs(&x)[0]).unwrap(),
+            Received::Pending(_)
+        ));
+        for m in &fwd {
+            let _ = n.receive(&m.bytes).unwrap();
+        }
+        assert_eq!(n.doc().get("x"), Some(json!("merged")));
+        drop(n);
+        let mut n = reopen(fb(), Options::default(), 77);
+        assert_eq!(n.doc().get("x"), Some(json!("merged")));
+        let y = set(&mut rs[1], "y", "after restart");
+        assert_eq!(group_msgs(&y).len(), 1, "still no rotation");
+        assert!(matches!(
+            n.receive(&group_msgs(&y)[0]).unwrap(),
+            Received::Applied(_)
+        ));
+        assert_eq!(n.doc().get("y"), Some(json!("after restart")));
+        // D, removed, opens neither.
+        for b in group_msgs(&x).iter().chain(group_msgs(&y).iter()) {
+            let _ = rs[2].receive(b);
+        }
+        assert_eq!(rs[2].doc().get("x"), None);
+        assert_eq!(rs[2].doc().get("y"), None);
+    }
+}

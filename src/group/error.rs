@@ -214,6 +214,19 @@ pub enum PeerMisbehaved {
         /// Who signed the adding op.
         adder: DeviceId,
     },
+    /// A forwarded epoch secret from a device other than the one that authored the op that
+    /// added this device (only the adder is trusted to forward, as for the welcome).
+    #[error("forward sent by {sender:?}, but this device was added by {adder:?}")]
+    ForwardNotFromAdder {
+        /// Who sent the forward.
+        sender: DeviceId,
+        /// Who signed the op that added this device (`None` if this device is not a member).
+        adder: Option<DeviceId>,
+    },
+    /// A forwarded epoch secret breaks a rule (for an epoch in the causal past of the op that
+    /// added this device).
+    #[error("forward: {0}")]
+    BadForward(&'static str),
     /// A node named by a bundle is unknown.
     #[error("bundle names unknown node {0:?}")]
     UnknownNode(NodeHash),

@@ -3,12 +3,12 @@
 use std::fmt;
 
 use super::error::{ApiMisuse, GroupError, PeerMisbehaved};
-use super::limits::Config;
-use super::member::{Member, Pending};
+use super::limits::{Config, MAX_HELD_FORWARDS};
+use super::member::{Member, Pending, Received};
 use super::park::{envelope_id, Assembled, Assembler, Park, Seen};
 use super::policy::HistoryPolicy;
 use super::state::{GroupApply, GroupState};
-use super::wire::{Bundle, BundleKind, Chunk, Item, CONTENT_BUNDLE};
+use super::wire::{Bundle, BundleKind, Chunk, Item, CONTENT_BUNDLE, CONTENT_FORWARD};
 use crate::crypto::{
     open_direct, parse_group_header, DeviceKemSecret, EnvelopeKind, EpochId, VerifiedContactCard,
 };
@@ -59,6 +59,9 @@ pub struct Joiner {
     /// The only group whose welcome is accepted, if set.
     expected: Option<GroupId>,
     welcomed: Option<Box<Member>>,
+    /// Forwarded epoch secrets (direct envelopes) that arrived before the welcome, oldest
+    /// first; the member handles them after the welcome (bounded).
+    forwards: std::collections::VecDeque<Vec<u8>>,
 }
 
 impl Joiner {
@@ -82,6 +85,7 @@ impl Joiner {
             config,
             expected: None,
             welcomed: None,
+            forwards: std::collections::VecDeque::new(),
         }
     }
 
@@ -147,6 +151,15 @@ impl Joiner {
             return Err(ApiMisuse::NotWelcomed.into());
         };
         let msg = open_direct(bytes, kem, self.me.as_bytes(), &self.config.envelope)?;
+        if msg.content_type() == CONTENT_FORWARD {
+            // The adder's forward may overtake its welcome: kept, and checked by the member.
+            self.seen.insert(id);
+            self.forwards.push_back(bytes.to_vec());
+            while self.forwards.len() > MAX_HELD_FORWARDS {
+                self.forwards.pop_front();
+            }
+            return Ok(Joining::Pending(Pending::WaitingForWelcome));
+        }
         if msg.content_type() != CONTENT_BUNDLE {
             return Err(PeerMisbehaved::UnknownContent(msg.content_type()).into());
         }
@@ -228,6 +241,15 @@ impl Joiner {
             return Err(ApiMisuse::NotWelcomed.into());
         };
         let mut patches = member.drain();
+        while member.backlog() > 0 {
+            patches.extend(member.drain());
+        }
+        for f in &self.forwards {
+            // A forward that does not check out (not from the adder, ...) is dropped.
+            if let Ok(Received::Applied(p)) = member.receive_held_forward(f) {
+                patches.extend(p);
+            }
+        }
         while member.backlog() > 0 {
             patches.extend(member.drain());
         }
@@ -342,6 +364,7 @@ impl fmt::Debug for Joiner {
             assembler: _,
             expected,
             welcomed,
+            forwards: _,
         } = self;
         f.debug_struct("Joiner")
             .field("device", me)

@@ -48,6 +48,10 @@ pub const MAX_SEEN_ENVELOPES: usize = 65_536;
 /// rest are retried by [`Member::drain`](super::Member::drain)).
 pub const MAX_RETRIES_PER_CALL: usize = 1024;
 
+/// Most forwarded epoch secrets a member holds for epochs it does not know yet (the op
+/// creating the epoch has not arrived); the oldest is dropped first.
+pub const MAX_HELD_FORWARDS: usize = 64;
+
 /// Largest bundle (welcome or catch-up answer) reassembled from direct envelopes: 16 MiB.
 /// Longer histories need snapshots (security-design.md §4.8).
 pub const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;

@@ -137,22 +137,54 @@
 //!
 //! **K4, sending.** Content is encrypted under
 //! [`GroupKeys::derive`](crate::crypto::GroupKeys::derive) of *all* current heads (the header
-//! names them) when there are at most four, this device holds every head's root, and the
-//! devices sealed every head are exactly the current members. Otherwise the sender first
-//! issues a merging `KeyUpdate` (dependencies: every head; sealed to every member). That op is
-//! sent once per usable head (a head this device holds that no removed device can derive,
-//! enough of them to reach every member they can), and in direct envelopes to members no
-//! usable head reaches, together with the ops of the heads they were not sealed (a member
-//! added concurrently with them could not read them). Only effective epochs are heads: a
-//! removed device's key update concurrent with its removal is void, and never a head. A removed device never can derive a key this member encrypts under
-//! after it processed the removal: every removal creates an epoch that excludes the device,
-//! every later epoch descends from it and excludes it too (K2), a merged key needs every head,
-//! and a head used alone must descend from every known removal (under `Full`, a later epoch
-//! sealed to a device wraps the earlier ones, so recipients alone would not be enough).
+//! names them) when there are at most four, this device holds every head's root, no device
+//! outside the current membership can derive the key (nobody else was sealed every head, and
+//! every removed device is kept out by some head, see below), and every member either was
+//! sealed every head or will be *forwarded* the heads it was not sealed: for every head `E`
+//! and every member `M` not sealed `E`, the op that added `M` (its latest `Add`) is concurrent
+//! with `E`'s op (neither in the other's causal past), and that op's author is a current
+//! member that was sealed `E`. Otherwise the sender first issues a merging `KeyUpdate`
+//! (dependencies: every head; sealed to every member). That op is sent once per usable head (a
+//! head this device holds that no removed device can derive, enough of them to reach every
+//! member they can), and in direct envelopes to members no usable head reaches, together with
+//! the ops of the heads they were not sealed (a member added concurrently with them could not
+//! read them). Only effective epochs are heads: a removed device's key update concurrent with
+//! its removal is void, and never a head.
 //!
-//! **Forwarding** a missing head *secret* to a member (DCGKA's forward) is not implemented:
-//! the merging rotation above, sealed to the member and forwarded with the heads' ops, serves
-//! it (one rotation per concurrent add), and catch-up repairs the rest. **Equivocating** key
+//! **Forwarding** (DCGKA's forward of a missing secret). The author `X` of an effective `Add`
+//! of a device `N` that is a current member in `X`'s view sends `N`, for every effective
+//! epoch `E` concurrent with that `Add`, sealed to `X` and not to `N`, once per `(N, E)`: `E`'s
+//! op (a bundle, so that `N` knows the epoch) and a direct envelope of content type
+//! [`CONTENT_FORWARD`](wire::CONTENT_FORWARD) with `E`'s id and secret, signed by `X` and
+//! sealed to `N`. It is made when `X` applies `E` or the `Add`: by [`Member::receive`] (into
+//! [`Member::take_unsent`]), by the next command, or by [`Member::take_outgoing`] (which
+//! also covers ops applied by [`Member::drain`]). `N` accepts a forward only from the author
+//! of the op that added it ([`PeerMisbehaved::ForwardNotFromAdder`]: the adder is trusted as
+//! for the welcome it signed), only for an epoch not in the causal past of that op
+//! ([`PeerMisbehaved::BadForward`]). A forward for an epoch `N` does not know yet is held (at
+//! most [`MAX_HELD_FORWARDS`], oldest dropped; [`Pending::UnknownEpoch`]) and applied when the
+//! epoch's op arrives; then the envelopes parked for the key are retried. A joiner keeps
+//! forwards that overtake its welcome (same bound). A forwarded secret is *provisional* until
+//! an envelope opens under it (the key commitment confirms it): until then a sealed secret, a
+//! history link or a later forward from the adder replaces it, so a wrong forward does not
+//! block a correct one (envelopes it failed to open are dropped unacknowledged, and catch-up
+//! brings their nodes). Forwarded secrets are stored like any other epoch secret.
+//!
+//! **No removed device derives a key this member encrypts under** after it processed the
+//! removal: every removal creates an epoch that excludes the device, every later epoch
+//! descends from it and excludes it too (K2), and a merged key needs every head. For each
+//! device `d` that was sealed some epoch and is not a member, the heads used (all of them, or
+//! the single head a merging rotation is sent under) must include one that descends from (or
+//! is) an op that keeps `d` out (its effective removal, or the op that voided the op adding
+//! it), was not sealed to `d`, and is concurrent with no op that adds `d`. The last two
+//! conditions cover the ways besides sealing that a device learns an epoch secret: under
+//! `Full`, a later epoch sealed to it wraps the earlier ones; and a forward only ever goes to
+//! a device for an epoch concurrent with an op that adds it. An adder whose view is stale may
+//! forward an epoch to a device it does not know was removed; such an epoch never passes the
+//! test for that device, so it is never used alone, and the merged key of the heads still
+//! needs a head the device cannot get.
+//!
+//! **Equivocating** key
 //! updates (one author, one sequence number, two secrets) are two valid epochs: both become
 //! heads, and the merged key needs both. Heads named by a header are bounded (four); any
 //! member may rotate, and no per-author rotation rate limit is enforced yet.
@@ -223,7 +255,8 @@
 //! a direct envelope; the peer answers ([`Received::Reply`]) with the nodes the requester lacks
 //! as a bundle of signed nodes in direct envelopes, only if the requester is a member in its
 //! view. This also repairs what group envelopes cannot deliver: a member added concurrently
-//! with a rotation it was not sealed. A removed device is refused.
+//! with a rotation it was not sealed (it gets the nodes; the forward gives it the key). A
+//! removed device is refused.
 //!
 //! # Limits
 //!
@@ -247,7 +280,7 @@ pub use keys::KDF_HISTORY_CONTEXT;
 pub use limits::{
     max_node_len, Config, DEFAULT_PARKED_BYTES, DEFAULT_PARKED_ENVELOPES, DEFAULT_PARKED_PER_EPOCH,
     MAX_ASSEMBLIES, MAX_ASSEMBLY_BYTES, MAX_BUNDLE_BYTES, MAX_BUNDLE_CHUNKS, MAX_ENVELOPE_CONTEXTS,
-    MAX_GROUP_DEVICES, MAX_HISTORY_LEN, MAX_HISTORY_ROOTS, MAX_MEMBERSHIP_CACHE,
+    MAX_GROUP_DEVICES, MAX_HELD_FORWARDS, MAX_HISTORY_LEN, MAX_HISTORY_ROOTS, MAX_MEMBERSHIP_CACHE,
     MAX_MEMBERS_PER_OP, MAX_RETRIES_PER_CALL, MAX_SEEN_ENVELOPES,
 };
 pub(crate) use member::{DeviceSecrets, Entry};

@@ -170,6 +170,10 @@ pub(crate) struct GroupState {
     roots: HashMap<u32, EpochRoot>,
     /// Secrets of the epochs whose roots are known (history links wrap secrets).
     secrets: HashMap<u32, EpochSecret>,
+    /// Epochs whose secret came from a forward (trusting the adder alone) and that no
+    /// envelope has confirmed yet: a sealed secret, a history link or a later forward
+    /// replaces it.
+    provisional: HashSet<u32>,
     keys: Vec<(Vec<EpochIdPrefix>, GroupKeys)>,
     /// Delivery context of nodes received in group envelopes and not applied yet: the
     /// header's epochs.
@@ -202,6 +206,7 @@ impl GroupState {
             heads: BTreeSet::new(),
             roots: HashMap::new(),
             secrets: HashMap::new(),
+            provisional: HashSet::new(),
             keys: Vec::new(),
             ctx: HashMap::new(),
             ctx_order: VecDeque::new(),
@@ -239,6 +244,61 @@ impl GroupState {
 
     pub(crate) fn secret(&self, e: u32) -> Option<&EpochSecret> {
         self.secrets.get(&e)
+    }
+
+    /// True if epoch `e`'s op is effective in this replica's view (not voided).
+    pub(crate) fn is_effective_epoch(&self, e: u32) -> bool {
+        self.epoch(e)
+            .is_some_and(|r| self.global.effective.contains(&r.control))
+    }
+
+    /// The author of control op `hash`.
+    pub(crate) fn control_author(&self, hash: &NodeHash) -> Option<DeviceId> {
+        let i = *self.control_at.get(hash)?;
+        self.controls.get(i as usize).map(|c| c.author)
+    }
+
+    /// The epoch created by control op `hash`, if any.
+    pub(crate) fn epoch_of_op(&self, hash: &NodeHash) -> Option<u32> {
+        let i = *self.control_at.get(hash)?;
+        self.controls.get(i as usize)?.epoch
+    }
+
+    /// True if epochs `a` and `b` are distinct and neither op is in the causal past of the
+    /// other.
+    pub(crate) fn concurrent(&self, a: u32, b: u32) -> bool {
+        match (self.epoch(a), self.epoch(b)) {
+            (Some(ra), Some(rb)) => {
+                a != b && !ra.ancestors.contains(&b) && !rb.ancestors.contains(&a)
+            }
+            _ => false,
+        }
+    }
+
+    /// True if epoch `a` is in the causal past of epoch `b`'s op.
+    pub(crate) fn is_ancestor_epoch(&self, a: u32, b: u32) -> bool {
+        self.epoch(b).is_some_and(|r| r.ancestors.contains(&a))
+    }
+
+    /// The forwarding rule, for member `d` (current) that was not sealed epoch `e`: the op
+    /// that added `d` created an epoch concurrent with `e`, and its author is a current member
+    /// that was sealed `e`; that author forwards `e`'s secret to `d` (see the module docs).
+    pub(crate) fn forwardable(&self, d: &DeviceId, e: u32) -> bool {
+        let m = self.current();
+        let Some(info) = m.members.get(d) else {
+            return false;
+        };
+        let (Some(rec), Some(added), Some(adder)) = (
+            self.epoch(e),
+            self.epoch_of_op(&info.added_by),
+            self.control_author(&info.added_by),
+        ) else {
+            return false;
+        };
+        adder != *d
+            && m.members.contains_key(&adder)
+            && rec.recipients.binary_search(&adder).is_ok()
+            && self.concurrent(added, e)
     }
 
     /// The membership after every control op applied so far (this replica's view).
@@ -472,6 +532,18 @@ impl GroupState {
         out
     }
 
+    /// The epochs of every op (effective or not) that adds `d`.
+    fn adds_of(&self, d: &DeviceId) -> Vec<u32> {
+        self.controls
+            .iter()
+            .filter(|c| {
+                matches!(&c.op, ControlOp::Add { members, .. }
+                    if members.iter().any(|m| m.device() == *d))
+            })
+            .filter_map(|c| c.epoch)
+            .collect()
+    }
+
     /// Hashes of the control ops, by index.
     pub(crate) fn control_hashes(&self) -> Vec<NodeHash> {
         self.controls.iter().map(|c| c.hash).collect()
@@ -527,13 +599,15 @@ impl GroupState {
     }
 
     /// True if no device that is not a member in this view can ever derive the key of epochs
-    /// `set`: for every such device that was sealed an epoch, some epoch of the set was
-    /// created by, or descends from, a control op that keeps it out (its effective removal,
-    /// or the op that voided the op adding it; see `cuts`). (Being sealed an epoch is not the
-    /// only way to learn it: under `Full`, any later epoch sealed to a device wraps the
-    /// earlier ones, and a member may forward a head's secret to a member that lacks it. But
-    /// no epoch descending from such an op is ever sealed or forwarded to the device: in the
-    /// past of that op the device is not a member, rule K2.)
+    /// `set`: for every such device that was sealed an epoch, some epoch `h` of the set
+    /// (1) was created by, or descends from, a control op that keeps it out (its effective
+    /// removal, or the op that voided the op adding it; see `cuts`), (2) was not sealed to it,
+    /// and (3) is concurrent with no op that adds it. (Being sealed an epoch is not the only
+    /// way to learn it: under `Full`, any later epoch sealed to a device wraps the earlier
+    /// ones; and the author of an op adding a device forwards to it the epochs concurrent with
+    /// that op, whatever its own view says of later removals. No epoch descending from such
+    /// an op is sealed to the device (in the past of that op the device is not a member, rule
+    /// K2), and condition 3 rules out the forward.)
     pub(crate) fn excludes_removed(&self, set: &[u32]) -> bool {
         let current = self.current();
         let mut outsiders: BTreeSet<DeviceId> = BTreeSet::new();
@@ -546,15 +620,18 @@ impl GroupState {
         }
         outsiders.iter().all(|d| {
             let cuts = self.cuts(d);
+            let adds = self.adds_of(d);
             set.iter().any(|&h| {
                 self.epoch(h).is_some_and(|rec| {
-                    cuts.iter().any(|c| {
-                        *c == rec.control
-                            || self
-                                .controls
-                                .get(rec.control as usize)
-                                .is_some_and(|x| x.past.binary_search(c).is_ok())
-                    })
+                    rec.recipients.binary_search(d).is_err()
+                        && !adds.iter().any(|&a| self.concurrent(a, h))
+                        && cuts.iter().any(|c| {
+                            *c == rec.control
+                                || self
+                                    .controls
+                                    .get(rec.control as usize)
+                                    .is_some_and(|x| x.past.binary_search(c).is_ok())
+                        })
                 })
             })
         })
@@ -598,13 +675,54 @@ impl GroupState {
 
     // ---- Learning keys ----------------------------------------------------------------------
 
+    /// Forgets the provisional (forwarded, unconfirmed) secret of epoch `e`, if it has one;
+    /// true if it did.
+    fn drop_provisional(&mut self, e: u32) -> bool {
+        if !self.provisional.remove(&e) {
+            return false;
+        }
+        self.roots.remove(&e);
+        self.secrets.remove(&e);
+        self.keys.clear();
+        true
+    }
+
+    /// Records a forwarded secret of epoch `e` (checked by the caller: from the adder, for an
+    /// epoch not in the past of the op that added this device). It is provisional: the adder
+    /// alone vouches for it, so a sealed secret, a history link or a later forward replaces
+    /// it until an envelope under it opens (its key commitment confirms it). Returns false if
+    /// the epoch's key is already known and confirmed.
+    pub(crate) fn learn_forwarded(&mut self, e: u32, secret: EpochSecret) -> bool {
+        if self.has_root(e) && !self.provisional.contains(&e) {
+            return false;
+        }
+        self.drop_provisional(e);
+        self.learn_secret(e, secret);
+        if self.has_root(e) {
+            self.provisional.insert(e);
+        }
+        true
+    }
+
+    /// An envelope under these epochs opened: their forwarded secrets are confirmed.
+    pub(crate) fn confirm(&mut self, prefixes: &[EpochIdPrefix]) {
+        if self.provisional.is_empty() {
+            return;
+        }
+        for p in prefixes {
+            if let Some(e) = self.epoch_by_prefix(p) {
+                self.provisional.remove(&e);
+            }
+        }
+    }
+
     /// Records the secret (and so the root) of epoch `e`, then follows history links down
     /// (policy `Full`): every secret a link unwraps is recorded, and its own link followed in
     /// turn. Only epochs the link's op supersedes and whose key is still unknown are taken.
     pub(crate) fn learn_secret(&mut self, e: u32, secret: EpochSecret) {
         let mut work = vec![(e, secret)];
         while let Some((e, secret)) = work.pop() {
-            if self.roots.contains_key(&e) {
+            if self.roots.contains_key(&e) && !self.drop_provisional(e) {
                 continue;
             }
             let Some(rec) = self.epochs.get(e as usize) else {

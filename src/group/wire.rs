@@ -29,6 +29,7 @@
 //! chunk     = version: u8 (= 1) ‖ bundle id[32] = BLAKE3(bundle) ‖ index: varint
 //!             ‖ total: varint (1..=32768) ‖ data: varint len ‖ bytes
 //! sync      = version: u8 (= 1) ‖ have: varint len ‖ graph `Have` ‖ want: varint len ‖ graph `Want`
+//! forward   = version: u8 (= 1) ‖ epoch id[32] ‖ epoch secret[32]   (exactly 65 bytes)
 //! history   = crypto blob (kind 1) under the new epoch's history key (see the `keys` module
 //!             docs: derived from the new epoch's secret) of
 //!             varint n (≤ 256) ‖ n × (epoch id[32] ‖ epoch secret[32])
@@ -61,6 +62,13 @@ pub const CONTENT_BUNDLE: u8 = 1;
 
 /// Direct-envelope content type of a sync request (`Have` and `Want`).
 pub const CONTENT_SYNC: u8 = 2;
+
+/// Direct-envelope content type of a forwarded epoch secret (DCGKA's forward): sent by the
+/// adder of a member to that member, for an epoch concurrent with the op that added it.
+pub const CONTENT_FORWARD: u8 = 3;
+
+/// Length of a forward's payload: version, epoch id, epoch secret.
+pub(crate) const FORWARD_LEN: usize = 1 + 32 + 32;
 
 /// Prefix of a history link's associated data.
 pub const HISTORY_AAD_LABEL: &[u8] = b"sealdoc/v1/group-history\0";
@@ -624,6 +632,25 @@ pub(crate) fn decode_sync(bytes: &[u8]) -> Result<(&[u8], &[u8]), GroupError> {
     Ok((have, want))
 }
 
+/// A forward: an epoch's id and secret.
+pub(crate) fn encode_forward(id: &EpochId, secret: &[u8; 32]) -> Zeroizing<Vec<u8>> {
+    let mut w = W(Vec::with_capacity(FORWARD_LEN));
+    w.u8(GROUP_WIRE_VERSION);
+    w.raw(id.as_bytes());
+    w.raw(secret);
+    Zeroizing::new(w.0)
+}
+
+/// Decodes a forward strictly: the version, exactly one id and one secret, nothing after.
+pub(crate) fn decode_forward(bytes: &[u8]) -> Result<WrappedSecret, GroupError> {
+    let mut r = Reader::new(bytes);
+    read_version(&mut r)?;
+    let id = EpochId::from_bytes(r.array32()?);
+    let secret = Zeroizing::new(r.array32()?);
+    r.finish()?;
+    Ok((id, secret))
+}
+
 /// The associated data of a history link: label, then the op's group field, author and salt.
 pub(crate) fn history_aad(group_field: &GroupId, author: &DeviceId, salt: &[u8; 16]) -> Vec<u8> {
     let mut out = HISTORY_AAD_LABEL.to_vec();
@@ -665,4 +692,27 @@ pub(crate) fn decode_history(bytes: &[u8]) -> Result<Vec<WrappedSecret>, DecodeE
     }
     r.finish()?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_decode_strictly() {
+        let id = EpochId::from_bytes([3; 32]);
+        let bytes = encode_forward(&id, &[9; 32]);
+        assert_eq!(bytes.len(), FORWARD_LEN);
+        let (i, s) = decode_forward(&bytes).unwrap();
+        assert_eq!((i, *s), (id, [9; 32]));
+        // Short, long, wrong version: typed decode errors.
+        for bad in [
+            bytes[..FORWARD_LEN - 1].to_vec(),
+            [&bytes[..], &[0]].concat(),
+            [&[2u8][..], &bytes[1..]].concat(),
+            Vec::new(),
+        ] {
+            assert!(matches!(decode_forward(&bad), Err(GroupError::Decode(_))));
+        }
+    }
 }

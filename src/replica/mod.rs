@@ -55,7 +55,10 @@
 //! (it waits, bounded, for dependencies, a key or more chunks, and applies by itself when they
 //! arrive), [`Received::Duplicate`], [`Received::Reply`] (a peer asked to catch up: send the
 //! answer), or [`Received::Joined`] when a waiting device's welcome completes. Refused input
-//! is a [`ReplicaError::Group`] saying why; nothing changed.
+//! is a [`ReplicaError::Group`] saying why; nothing changed. Input may also make messages
+//! this device owes others, which go to the [outbox](Replica::outbox) in the same record (an
+//! admin forwards to a member it added the key of an epoch made concurrently with the add;
+//! see the [`group`](crate::group) module docs, "Forwarding").
 //!
 //! # Catch-up
 //!
@@ -255,7 +258,9 @@ pub struct Replica {
     /// Graph entries already in the store.
     persisted_entries: usize,
     /// Epoch secrets already in the store.
-    persisted_secrets: HashSet<EpochId>,
+    /// The epoch secrets stored, as (epoch id, hash of the secret): a forwarded secret that a
+    /// later one replaced is stored again.
+    persisted_secrets: HashSet<(EpochId, [u8; 32])>,
     /// Direct envelopes of unfinished bundles (for the next snapshot), newest last.
     chunk_inputs: VecDeque<Vec<u8>>,
     last_record: RecordId,
@@ -515,7 +520,10 @@ impl Replica {
             Phase::Member(m) => {
                 let counts = (
                     m.entry_count(),
-                    m.epoch_secrets().into_iter().map(|(e, _)| e).collect(),
+                    m.epoch_secrets()
+                        .iter()
+                        .map(|(e, s)| secret_tag(e, s))
+                        .collect(),
                 );
                 m.restore_waiting(&waiting_nodes);
                 for b in waiting_envelopes {
@@ -908,12 +916,24 @@ impl Replica {
             extra.extend(m.drain());
         }
         let buffer_grew = m.pending_nodes() > buffered_before;
+        // Forwards this device owes the members it added (and anything a failed command left
+        // unsent) go to the durable outbox in the same record.
+        let unsent = match m.take_outgoing(&mut self.rng) {
+            Ok(o) => o,
+            Err(_) => m.take_unsent(),
+        };
+        let outgoing = self.outbox.number(messages(unsent));
+        self.outbox.add(&outgoing);
+        let outgoing: Vec<StoredOutgoing> = outgoing.iter().map(StoredOutgoing::from).collect();
         let direct = EnvelopeKind::peek(bytes, &self.options.config.envelope)
             .is_ok_and(|k| k == EnvelopeKind::Direct);
         let out = match result {
             Err(e) => {
                 // Nothing was applied, but a bundle may have applied part of its nodes.
-                self.commit(Step::default())?;
+                self.commit(Step {
+                    outgoing,
+                    ..Step::default()
+                })?;
                 return Err(e.into());
             }
             Ok(r) => r,
@@ -932,6 +952,7 @@ impl Replica {
             } else {
                 Vec::new()
             },
+            outgoing,
             ..Step::default()
         })?;
         let received = match out {
@@ -1024,7 +1045,7 @@ impl Replica {
         let secrets = m.epoch_secrets();
         step.secrets = secrets
             .iter()
-            .filter(|(e, _)| !self.persisted_secrets.contains(e))
+            .filter(|(e, s)| !self.persisted_secrets.contains(&secret_tag(e, s)))
             .map(|(e, s)| StoredSecret::new(e, s))
             .collect();
         if step.is_empty() {
@@ -1044,7 +1065,7 @@ impl Replica {
         self.append_sealed(&sealed)?;
         self.persisted_entries = entry_count;
         self.persisted_secrets
-            .extend(secrets.into_iter().map(|(e, _)| e));
+            .extend(secrets.iter().map(|(e, s)| secret_tag(e, s)));
         if self.record_bytes_since_snapshot
             > self
                 .options
@@ -1114,7 +1135,7 @@ impl Replica {
                 (
                     Image::Member(image),
                     m.entry_count(),
-                    secrets.into_iter().map(|(e, _)| e).collect(),
+                    secrets.iter().map(|(e, s)| secret_tag(e, s)).collect(),
                 )
             }
         };
@@ -1154,6 +1175,12 @@ fn restore_step(
         })?;
     m.restore_secrets(secrets.iter().map(StoredSecret::take).collect());
     Ok(())
+}
+
+/// What the replica remembers of a stored epoch secret: its epoch and a hash of it (so that a
+/// replaced forwarded secret is stored again).
+fn secret_tag(e: &EpochId, s: &[u8; 32]) -> (EpochId, [u8; 32]) {
+    (*e, *blake3::hash(s).as_bytes())
 }
 
 /// Feeds one kept input to a waiting device on reopen; true if it completed the welcome

@@ -12,6 +12,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 use sealdoc::graph::DeviceId;
+use sealdoc::group::wire::CONTENT_FORWARD;
 use sealdoc::group::{
     GroupError, GroupPolicy, Joined, Joiner, Joining, Member, Outbound, Received, Role,
 };
@@ -43,6 +44,8 @@ struct Sim {
     checked: usize,
     /// Byzantine peers.
     byz: BTreeSet<usize>,
+    /// Forwarded epoch secrets sent.
+    forwards: usize,
 }
 
 impl Sim {
@@ -76,6 +79,7 @@ impl Sim {
             full: policy.history == sealdoc::group::HistoryPolicy::Full,
             checked: 0,
             byz: (n - byz..n).collect(),
+            forwards: 0,
         };
         sim.observe(0);
         sim
@@ -111,9 +115,30 @@ impl Sim {
         }
         for (d, env) in out.direct {
             if let Some(to) = self.ids.iter().position(|x| *x == d) {
+                // No forward ever goes to a device the sender has seen removed.
+                let forward =
+                    crate::direct_content_type(to as u8 + 1, &env) == Some(CONTENT_FORWARD);
+                self.forwards += usize::from(forward);
+                assert!(
+                    !(forward && removed_before.contains(&d)),
+                    "peer {from} forwarded an epoch secret to removed device {to}"
+                );
                 self.net.push((to, env));
             }
         }
+    }
+
+    /// Sends what a member made while receiving: forwards (checked against the devices it
+    /// has seen removed, after the input), and any rotation a failed command left unsent
+    /// (made earlier: no claim about which removals it had seen).
+    fn send_outgoing(&mut self, from: usize, out: Outbound) {
+        let mut direct = Outbound::default();
+        direct.direct = out.direct;
+        let removed = self.removed[from].clone();
+        self.send(from, removed, direct);
+        let mut broadcast = Outbound::default();
+        broadcast.broadcast = out.broadcast;
+        self.send(from, BTreeSet::new(), broadcast);
     }
 
     fn deliver_one(&mut self) {
@@ -146,9 +171,16 @@ impl Sim {
                     while m.backlog() > 0 {
                         let _ = m.drain();
                     }
+                    let out = m.take_outgoing(&mut rng).unwrap();
+                    self.observe(to);
+                    self.send_outgoing(to, out);
                 }
                 Err(GroupError::Misuse(e)) => panic!("misuse on receive: {e:?}"),
-                Err(_) => {}
+                Err(_) => {
+                    let out = m.take_outgoing(&mut rng).unwrap();
+                    self.observe(to);
+                    self.send_outgoing(to, out);
+                }
             },
             Peer::Waiting(j) => {
                 if let Ok(Joining::Welcomed) = j.receive(bytes) {
@@ -449,4 +481,26 @@ fn regression_a_voided_removal_is_repaired_by_catch_up() {
     }
     sim.settle();
     sim.check().unwrap();
+}
+
+/// Forwards happen in the property test's runs (so the assertion in `Sim::send` that no
+/// forward goes to a removed device is exercised).
+#[test]
+fn forwards_are_exercised() {
+    let mut total = 0;
+    for seed in 0..24u64 {
+        let policy = if seed % 2 == 0 {
+            GroupPolicy::future_only()
+        } else {
+            GroupPolicy::full_history()
+        };
+        let mut sim = Sim::new(5, seed, policy, 0);
+        for _ in 0..100 {
+            sim.step();
+        }
+        sim.settle();
+        sim.check().unwrap();
+        total += sim.forwards;
+    }
+    assert!(total > 0, "no forward in 24 runs");
 }

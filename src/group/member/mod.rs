@@ -1,6 +1,6 @@
 //! [`Member`]: one device in one group, with its document.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -10,14 +10,15 @@ use zeroize::Zeroizing;
 use super::error::{ApiMisuse, GroupError, PeerMisbehaved};
 use super::keys::{seal_history, OpContext};
 use super::limits::{
-    Config, CHUNK_OVERHEAD, MAX_GROUP_DEVICES, MAX_RETRIES_PER_CALL, MAX_SEEN_ENVELOPES,
+    Config, CHUNK_OVERHEAD, MAX_GROUP_DEVICES, MAX_HELD_FORWARDS, MAX_RETRIES_PER_CALL,
+    MAX_SEEN_ENVELOPES,
 };
 use super::park::{envelope_id, Assembled, Assembler, Park, Seen};
 use super::policy::{Action, GroupPolicy, HistoryPolicy, Role};
 use super::state::{Evidence, GroupApply, GroupState, Membership};
 use super::wire::{
-    decode_sync, encode_sync, Bundle, BundleKind, Chunk, ControlOp, Item, KeyUpdate, MemberEntry,
-    WrappedSecret, CONTENT_BUNDLE, CONTENT_SYNC,
+    decode_forward, decode_sync, encode_forward, encode_sync, Bundle, BundleKind, Chunk, ControlOp,
+    Item, KeyUpdate, MemberEntry, WrappedSecret, CONTENT_BUNDLE, CONTENT_FORWARD, CONTENT_SYNC,
 };
 use crate::crypto::{
     open_direct, open_group, parse_group_header, seal_direct, seal_epoch_secret, seal_group,
@@ -29,6 +30,7 @@ use crate::crypto::{
 use crate::doc::{Doc, DocError, Patch, PatchAction, Transaction};
 use crate::graph::wire::NODE_VERSION;
 
+mod forward;
 mod persist;
 mod receive;
 mod send;
@@ -106,10 +108,12 @@ pub enum Pending {
     /// ([`Member::sync_request`]).
     MissingDeps(Vec<NodeHash>),
     /// The envelope names epochs this member does not know yet (the op creating them has not
-    /// arrived); parked until it does.
+    /// arrived); parked until it does. For a forwarded epoch secret: held (bounded) until the
+    /// epoch is known.
     UnknownEpoch(Vec<EpochIdPrefix>),
     /// The envelope names known epochs whose key this member lacks, although it is a member
-    /// (it was added concurrently); parked, and repaired by catch-up.
+    /// (it was added concurrently); parked until the adder forwards the key (or a later
+    /// epoch's history link gives it), and repaired by catch-up.
     MissingKey(Vec<EpochIdPrefix>),
     /// A chunk of a bundle; more are needed.
     Chunks {
@@ -157,8 +161,15 @@ pub struct Member {
     assembler: Assembler,
     /// The op that added this device, if it joined by welcome.
     joined_at: Option<NodeHash>,
-    /// Envelopes of a rotation made by a command that then failed; sent with the next command.
+    /// Envelopes of a rotation made by a command that then failed, and forwards made while
+    /// receiving; sent with the next command (or taken with [`Member::take_unsent`]).
     unsent: Outbound,
+    /// Forwards already made: (member, epoch index).
+    forwarded: HashSet<(DeviceId, u32)>,
+    /// Forwards received for epochs not known yet: (sender, epoch id, secret), oldest first.
+    held_forwards: VecDeque<(DeviceId, WrappedSecret)>,
+    /// The (resolution, root) generations the forwards were last computed for.
+    forward_gen: Option<(u64, u64)>,
     danger_skip_local_checks: bool,
     /// The resolution the document's whiteout set was computed for.
     whiteout_gen: u64,
@@ -290,6 +301,9 @@ impl Member {
             assembler: Assembler::default(),
             joined_at: Some(joined_at),
             unsent: Outbound::default(),
+            forwarded: HashSet::new(),
+            held_forwards: VecDeque::new(),
+            forward_gen: None,
             danger_skip_local_checks: false,
             whiteout_gen: 0,
         };
@@ -385,6 +399,21 @@ impl Member {
         std::mem::take(&mut self.unsent)
     }
 
+    /// Makes the forwards due (see the module docs, rule K4: this device forwards epoch
+    /// secrets to the members it added concurrently with those epochs), then takes every
+    /// unsent envelope ([`Member::take_unsent`]). Call it after [`Member::receive`] and
+    /// [`Member::drain`].
+    ///
+    /// # Errors
+    ///
+    /// Only internal failures (sealing); the unsent envelopes are then left in place.
+    pub fn take_outgoing(&mut self, rng: &mut impl CryptoRngCore) -> Result<Outbound, GroupError> {
+        let fwd = self.make_forwards(rng)?;
+        let mut out = self.take_unsent();
+        out.append(fwd);
+        Ok(out)
+    }
+
     /// Suspicious behaviour of other members that could not invalidate their ops.
     pub fn evidence(&self) -> &[Evidence] {
         &self.state.evidence
@@ -457,6 +486,7 @@ impl Member {
         for n in &lc.nodes {
             outbound.broadcast.push(self.seal_under(&prefixes, n, rng)?);
         }
+        outbound.append(self.make_forwards(rng)?);
         Ok(Sent {
             value: lc.value,
             patches: lc.patches,
@@ -676,6 +706,9 @@ impl fmt::Debug for Member {
             assembler: _,
             joined_at,
             unsent: _,
+            forwarded: _,
+            held_forwards: _,
+            forward_gen: _,
             danger_skip_local_checks,
             whiteout_gen: _,
         } = self;

@@ -56,6 +56,9 @@ impl Member {
             assembler: Assembler::default(),
             joined_at,
             unsent: Outbound::default(),
+            forwarded: HashSet::new(),
+            held_forwards: VecDeque::new(),
+            forward_gen: None,
             danger_skip_local_checks: false,
             whiteout_gen: 0,
         }
@@ -143,13 +146,21 @@ impl Member {
         Ok(())
     }
 
-    /// Records stored epoch secrets (those the graph alone does not give, such as forwarded
-    /// ones). Secrets of epochs the graph does not have, or already known, are ignored.
+    /// Records stored epoch secrets (those the graph alone does not give: forwarded ones), in
+    /// the order stored. Secrets of epochs the graph does not have, or whose key the graph
+    /// gives, are ignored. A restored secret is provisional again, as a forwarded secret is
+    /// until an envelope confirms it: a later stored secret for the same epoch (a forward
+    /// that replaced it) replaces it.
     pub(crate) fn restore_secrets(&mut self, secrets: Vec<(EpochId, Zeroizing<[u8; 32]>)>) {
+        let from_graph: HashSet<u32> = (0..self.state.epochs.len() as u32)
+            .filter(|&e| self.state.has_root(e))
+            .collect();
         for (id, bytes) in secrets {
             if let Some(e) = self.state.epoch_by_id(&id) {
-                if !self.state.has_root(e) {
-                    self.state.learn_secret(e, EpochSecret::from_bytes(bytes));
+                if !from_graph.contains(&e) {
+                    let _ = self
+                        .state
+                        .learn_forwarded(e, EpochSecret::from_bytes(bytes));
                 }
             }
         }

@@ -19,18 +19,21 @@ impl Member {
         bytes: &[u8],
         rng: &mut impl CryptoRngCore,
     ) -> Result<Received, GroupError> {
-        match EnvelopeKind::peek(bytes, &self.config.envelope)? {
+        let r = match EnvelopeKind::peek(bytes, &self.config.envelope)? {
             EnvelopeKind::Direct => self.receive_direct(bytes, rng),
-            EnvelopeKind::Group => {
-                let r = self.receive_group(bytes)?;
-                Ok(self.then_retry(r))
-            }
+            EnvelopeKind::Group => self.receive_group(bytes).map(|r| self.then_retry(r)),
             _ => Err(GroupError::Unsupported("ephemeral envelopes")),
-        }
+        };
+        // A bundle may have applied part of its nodes even if it failed.
+        self.queue_forwards(rng);
+        r
     }
 
     /// Continues work left by [`Member::receive`]: ready nodes in the causal buffer and parked
     /// envelopes whose key arrived, each bounded per call. Returns their patches.
+    ///
+    /// Forwards due because of ops applied here are made by the next [`Member::receive`],
+    /// command, or [`Member::take_outgoing`] (drain has no randomness to seal them).
     pub fn drain(&mut self) -> Vec<Patch> {
         let mut patches = Vec::new();
         let mut ga = GroupApply {
@@ -45,6 +48,7 @@ impl Member {
         if self.settle_whiteout() {
             patches.push(self.whole_document_patch());
         }
+        self.apply_held_forwards();
         patches.extend(self.retry_parked());
         patches
     }
@@ -150,7 +154,9 @@ impl Member {
             .keys_for(header.epochs())
             .ok_or(CryptoError::AuthenticationFailed)?;
         let plaintext = open_group(&header, keys)?;
-        // From here the envelope is authentic: made by a holder of these epochs' key.
+        // From here the envelope is authentic: made by a holder of these epochs' key. Its key
+        // commitment confirms any forwarded secret it was opened with.
+        self.state.confirm(header.epochs());
         // 7. Strict decoding of one signed node.
         let node = SignedNode::decode(&plaintext).map_err(GraphError::from)?;
         // 8. Group context.
@@ -241,6 +247,7 @@ impl Member {
 
     /// After input that may have brought keys: retries parked envelopes, adding their patches.
     pub(super) fn then_retry(&mut self, r: Received) -> Received {
+        self.apply_held_forwards();
         let extra = self.retry_parked();
         match r {
             Received::Applied(mut p) => {
@@ -339,6 +346,11 @@ impl Member {
                 let out = self.answer_sync(&sender, msg.payload(), rng)?;
                 self.seen.insert(id);
                 Ok(Received::Reply(out))
+            }
+            CONTENT_FORWARD => {
+                let r = self.receive_forward(sender, msg.payload())?;
+                self.seen.insert(id);
+                Ok(self.then_retry(r))
             }
             t => Err(PeerMisbehaved::UnknownContent(t).into()),
         }

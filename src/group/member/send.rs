@@ -43,26 +43,46 @@ impl Member {
     }
 
     /// Rule K4 in this replica's view: content may be encrypted under the merged key of the
-    /// current heads if there are at most four, this device holds every head's key, every
-    /// member was sealed every head, and nobody else was (a removed device could derive it).
+    /// current heads if there are at most four, this device was sealed every head, no device
+    /// outside the membership can derive it (nobody else was sealed every head, and every
+    /// removed device is kept out by some head: `GroupState::excludes_removed`), and every
+    /// member was sealed every head or will be forwarded it: the op that added the member is
+    /// concurrent with the head, and its author, a member, was sealed the head.
     pub(super) fn send_check(&mut self) -> Send {
         let heads: Vec<u32> = self.state.heads.iter().copied().collect();
         if heads.is_empty() || heads.len() > crate::crypto::MAX_HEADER_EPOCHS {
             return Send::Rotate;
         }
-        if heads.iter().any(|&e| !self.state.has_root(e)) {
+        // Held, and sealed to this device: receivers refuse an envelope under an epoch its
+        // author was not sealed (a member that holds a head by forward rotates first).
+        let me = self.device_id();
+        if heads.iter().any(|&e| {
+            !self.state.has_root(e)
+                || self
+                    .state
+                    .epoch(e)
+                    .is_none_or(|r| r.recipients.binary_search(&me).is_err())
+        }) {
             return Send::Rotate;
         }
-        let common = self.state.common_recipients(&heads);
         let m = self.state.current();
-        let members: BTreeSet<DeviceId> = m.members.keys().copied().collect();
-        // The heads together always descend from every known removal (each removal's epoch is
-        // a head or in a head's past), so the second test is a safety net.
-        if common == members && self.state.excludes_removed(&heads) {
-            Send::Ready
-        } else {
-            Send::Rotate
+        let common = self.state.common_recipients(&heads);
+        if !common.iter().all(|d| m.members.contains_key(d)) || !self.state.excludes_removed(&heads)
+        {
+            return Send::Rotate;
         }
+        for d in m.members.keys().filter(|d| **d != me) {
+            for &h in &heads {
+                let sealed = self
+                    .state
+                    .epoch(h)
+                    .is_some_and(|r| r.recipients.binary_search(d).is_ok());
+                if !sealed && !self.state.forwardable(d, h) {
+                    return Send::Rotate;
+                }
+            }
+        }
+        Send::Ready
     }
 
     /// Rotates first if rule K4 says the current heads are unusable: a merging `KeyUpdate`
@@ -107,6 +127,7 @@ impl Member {
             }
         };
         out.append(sent.outbound);
+        out.append(self.make_forwards(rng)?);
         Ok(Sent {
             value: (),
             patches: Vec::new(),
