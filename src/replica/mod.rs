@@ -62,7 +62,7 @@
 //!
 //! # Catch-up
 //!
-//! When something is [`Pending::MissingDeps`](crate::group::Pending::MissingDeps), or after
+//! When something is [`Pending::MissingDeps`], or after
 //! being offline, send [`Replica::sync_request`] to a member; its answer arrives as direct
 //! envelopes that `receive` applies.
 //!
