@@ -36,17 +36,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sealdoc::crypto::{ContactCard, GroupTag};
-use sealdoc::group::{GroupPolicy, Role};
+use sealdoc::crypto::GroupTag;
+use sealdoc::group::GroupPolicy;
 use sealdoc::replica::Replica;
 use sealdoc::store::FileStore;
 use sealdoc::transport::email::{
     EmailConfig, EmailError, EmailTransport, ImapSecurity, SmtpSecurity, GROUP_HEADER,
 };
-use serde_json::json;
 
 mod common;
-use common::{converge, doc_strings, flush, items, leaks, pump_until, AppKey, MailLink, Tally};
+use common::{doc_strings, items, leaks, to_do_story, AppKey, MailLink, Tally};
 
 struct Settings {
     smtp: (String, u16),
@@ -208,70 +207,17 @@ fn run(s: &Settings) -> Result<Vec<String>, Box<dyn Error>> {
     );
     let (mut at, mut bt) = (Tally::default(), Tally::default());
 
-    // Bob's contact card reaches Alice out of band, as bytes.
-    let card_bytes = bob.contact_card().as_bytes().to_vec();
-    let card = ContactCard::verify(&card_bytes)?;
-    let added = alice.add_member(&card, Role::Writer)?;
-    println!(
-        "alice adds bob ({}-byte contact card): {} messages in her outbox",
-        card_bytes.len(),
-        added.outgoing.len()
-    );
-    let sent = flush(&mut alice, &mut alice_net)?;
-    println!(
-        "alice: {sent} accepted by SMTP and marked sent; outbox now {}",
-        alice.outbox().len()
-    );
-    pump_until(&mut bob, &mut bob_net, &mut bt, WAIT, Replica::is_member)?;
-    println!("bob: welcomed ({} members)", bob.members().len());
-
-    let _ = alice.change(|tx| {
-        tx.set(
-            "title",
-            format!("Weekend chores for the two of us ({run_id})"),
-        )?;
-        tx.set("items", json!([]))?;
-        Ok(())
-    })?;
-    flush(&mut alice, &mut alice_net)?;
-    pump_until(&mut bob, &mut bob_net, &mut bt, WAIT, |r| {
-        r.doc().get("items").is_some()
-    })?;
-
-    let n = s.items;
-    for i in 0..n {
-        let _ = alice.change(|tx| {
-            tx.push(
-                "items",
-                json!({"text": format!("alice task {i}: water the tomato plants ({run_id})"), "done": false}),
-            )
-        })?;
-        let _ = bob.change(|tx| {
-            tx.push(
-                "items",
-                json!({"text": format!("bob task {i}: fix the squeaky garden gate ({run_id})"), "done": false}),
-            )
-        })?;
-    }
-    let _ = alice.change(|tx| tx.set("title", format!("Alice's weekend list ({run_id})")))?;
-    let _ = bob.change(|tx| tx.set("title", format!("Bob's weekend list ({run_id})")))?;
-    println!(
-        "concurrent edits: alice outbox {}, bob outbox {}",
-        alice.outbox().len(),
-        bob.outbox().len()
-    );
-    flush(&mut alice, &mut alice_net)?;
-    flush(&mut bob, &mut bob_net)?;
-    let want = 2 * n;
-    converge(
+    to_do_story(
         &mut alice,
         &mut alice_net,
         &mut at,
         &mut bob,
         &mut bob_net,
         &mut bt,
+        s.items,
+        &run_id,
         WAIT,
-        |r| items(&r.doc().to_json()).len() == want,
+        "accepted by SMTP",
     )?;
 
     let mut problems = Vec::new();

@@ -288,6 +288,84 @@ pub fn converge<L: Link>(
     }
 }
 
+/// The story both examples tell, over any [`Link`]: Bob's contact card reaches Alice as bytes,
+/// she adds him (the welcome travels over the link), starts a to-do list, and both edit it
+/// concurrently (`n` items each, and the title at the same time) until they converge.
+#[allow(clippy::too_many_arguments)]
+pub fn to_do_story<L: Link>(
+    alice: &mut Replica,
+    alice_net: &mut L,
+    at: &mut Tally,
+    bob: &mut Replica,
+    bob_net: &mut L,
+    bt: &mut Tally,
+    n: usize,
+    run_id: &str,
+    wait: Duration,
+    via: &str,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    L::Error: 'static,
+{
+    // Bob's contact card reaches Alice out of band, as bytes (a QR code, a link).
+    let card_bytes = bob.contact_card().as_bytes().to_vec();
+    let card = sealdoc::crypto::ContactCard::verify(&card_bytes)?;
+    let added = alice.add_member(&card, sealdoc::group::Role::Writer)?;
+    println!(
+        "alice adds bob ({}-byte contact card): {} messages in her outbox",
+        card_bytes.len(),
+        added.outgoing.len()
+    );
+    let sent = flush(alice, alice_net)?;
+    println!(
+        "alice: {sent} {via} and marked sent; outbox now {}",
+        alice.outbox().len()
+    );
+    pump_until(bob, bob_net, bt, wait, Replica::is_member)?;
+    println!("bob: welcomed ({} members)", bob.members().len());
+
+    // Alice starts the list; Bob waits for it.
+    alice.change(|tx| {
+        tx.set(
+            "title",
+            format!("Weekend chores for the two of us ({run_id})"),
+        )?;
+        tx.set("items", serde_json::json!([]))
+    })?;
+    flush(alice, alice_net)?;
+    pump_until(bob, bob_net, bt, wait, |r| r.doc().get("items").is_some())?;
+
+    // Both edit at the same time, neither seeing the other's changes yet.
+    for i in 0..n {
+        alice.change(|tx| {
+            tx.push(
+                "items",
+                serde_json::json!({"text": format!("alice task {i}: water the tomato plants ({run_id})"), "done": false}),
+            )
+        })?;
+        bob.change(|tx| {
+            tx.push(
+                "items",
+                serde_json::json!({"text": format!("bob task {i}: fix the squeaky garden gate ({run_id})"), "done": false}),
+            )
+        })?;
+    }
+    alice.change(|tx| tx.set("title", format!("Alice's weekend list ({run_id})")))?;
+    bob.change(|tx| tx.set("title", format!("Bob's weekend list ({run_id})")))?;
+    println!(
+        "concurrent edits: alice outbox {}, bob outbox {}",
+        alice.outbox().len(),
+        bob.outbox().len()
+    );
+    flush(alice, alice_net)?;
+    flush(bob, bob_net)?;
+    let want = 2 * n;
+    converge(alice, alice_net, at, bob, bob_net, bt, wait, |r| {
+        items(&r.doc().to_json()).len() == want
+    })?;
+    Ok(())
+}
+
 /// The Matrix room as a [`Link`]: group and direct envelopes alike go to the room (a direct
 /// envelope is sealed to its device; every other reader fails to open it).
 #[cfg(feature = "matrix")]
