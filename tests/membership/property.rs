@@ -1,9 +1,22 @@
 //! The main property test of issue 5: 3–6 devices, random adds, removes (admins too), role
 //! changes, rotations and edits, up to two Byzantine devices (equivocating key updates, garbage
-//! in another member's sealed box), random drop, duplicate
-//! and reorder, with have/want catch-up. After healing, every current member has the same
-//! graph, membership and (under `Full`) document; and no envelope a sender made after it had
-//! processed the removal of a device that is not a member in the end opens for that device.
+//! in another member's sealed box, backdating after their own removal), random drop, duplicate,
+//! reorder and partitions, with have/want catch-up. After healing, every current member has the
+//! same graph, membership and (under `Full`) document; no envelope a sender made after it had
+//! processed the removal of a device that is not a member in the end opens for that device;
+//! and every backdated node is whited out: nothing it wrote is visible in any honest document.
+//!
+//! * **Partitions**: now and then the peers split into two random non-empty sides for a random
+//!   number of steps. Messages between the sides stay in flight (neither delivered nor
+//!   dropped) and no catch-up request crosses; then the partition heals (at the latest before
+//!   settling).
+//! * **Backdating**: a Byzantine device that has processed its own removal keeps writing. It
+//!   signs content nodes (a map set, a list insert, a list delete naming an element it had
+//!   seen) on its graph heads from just before it processed the removal (plus its own previous
+//!   node), seals them under the epochs it held then, and sends them to everyone. Some of
+//!   these never enter an honest graph (the author was a reader, so the node is invalid; or it
+//!   builds on such a node, or on an own node whose only copy was dropped: nobody catches up
+//!   from a removed device); those that do must be whited out.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -11,10 +24,14 @@ use proptest::prelude::*;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
-use sealdoc::graph::DeviceId;
+use sealdoc::crypto::EpochId;
+use sealdoc::graph::wire::{
+    WireCursor, WireKey, WireMutation, WireOp, WireTag, WireValue, NODE_VERSION,
+};
+use sealdoc::graph::{DeviceId, ElemRef, NodeBody, NodeHash, NodeInfo, Payload, SignedNode};
 use sealdoc::group::wire::CONTENT_FORWARD;
 use sealdoc::group::{
-    GroupError, GroupPolicy, Joined, Joiner, Joining, Member, Outbound, Received, Role,
+    ControlOp, GroupError, GroupPolicy, Joined, Joiner, Joining, Member, Outbound, Received, Role,
 };
 
 use crate::common::*;
@@ -29,8 +46,8 @@ struct Sim {
     rng: ChaCha20Rng,
     peers: Vec<Peer>,
     ids: Vec<DeviceId>,
-    /// Messages in flight: (recipient index, bytes).
-    net: Vec<(usize, Vec<u8>)>,
+    /// Messages in flight: (sender index, recipient index, bytes).
+    net: Vec<(usize, usize, Vec<u8>)>,
     /// Devices each peer has seen as members and then not: removed in its view.
     removed: Vec<BTreeSet<DeviceId>>,
     ever: Vec<BTreeSet<DeviceId>>,
@@ -46,10 +63,38 @@ struct Sim {
     byz: BTreeSet<usize>,
     /// Forwarded epoch secrets sent.
     forwards: usize,
+    /// Partitions and backdating on (off: the trajectory of the seeds recorded before they
+    /// existed is unchanged).
+    extended: bool,
+    /// Randomness of partitions and backdating (separate, so that turning them off leaves
+    /// the rest of a run as it was).
+    rng2: ChaCha20Rng,
+    /// The current partition: one side, and the steps left before it heals. Messages between
+    /// the sides stay in flight; no catch-up request crosses.
+    partition: Option<(BTreeSet<usize>, usize)>,
+    /// Partitions made.
+    partitions: usize,
+    /// For each Byzantine peer that has processed its own removal: its graph heads and epoch
+    /// heads just before.
+    frontier: Vec<Option<(Vec<NodeHash>, Vec<EpochId>)>>,
+    /// For each Byzantine peer: its last backdated node (hash, sequence number, Lamport
+    /// counter of its last op).
+    chain: Vec<Option<(NodeHash, u64, u64)>>,
+    /// Backdated nodes sent: (author, hash, the distinctive strings they wrote).
+    backdated: Vec<(usize, NodeHash, Vec<String>)>,
+    /// Backdated nodes that must be whited out, checked at the end (and how many of them are
+    /// in the creator's graph).
+    whiteout_checked: usize,
+    whiteout_in_graph: usize,
 }
 
 impl Sim {
     fn new(n: usize, seed: u64, policy: GroupPolicy, byz: usize) -> Sim {
+        Sim::with(n, seed, policy, byz, true)
+    }
+
+    /// As [`Sim::new`]; `extended` turns partitions and backdating on.
+    fn with(n: usize, seed: u64, policy: GroupPolicy, byz: usize, extended: bool) -> Sim {
         let mut rng = rng(seed);
         let mut peers = Vec::new();
         let mut ids = Vec::new();
@@ -80,6 +125,15 @@ impl Sim {
             checked: 0,
             byz: (n - byz..n).collect(),
             forwards: 0,
+            extended,
+            rng2: crate::common::rng(seed ^ 0x5eed_ba5e_d0c5),
+            partition: None,
+            partitions: 0,
+            frontier: vec![None; n],
+            chain: vec![None; n],
+            backdated: Vec::new(),
+            whiteout_checked: 0,
+            whiteout_in_graph: 0,
         };
         sim.observe(0);
         sim
@@ -109,7 +163,7 @@ impl Sim {
             }
             for to in 0..self.peers.len() {
                 if to != from {
-                    self.net.push((to, env.clone()));
+                    self.net.push((from, to, env.clone()));
                 }
             }
         }
@@ -123,7 +177,7 @@ impl Sim {
                     !(forward && removed_before.contains(&d)),
                     "peer {from} forwarded an epoch secret to removed device {to}"
                 );
-                self.net.push((to, env));
+                self.net.push((from, to, env));
             }
         }
     }
@@ -141,12 +195,23 @@ impl Sim {
         self.send(from, BTreeSet::new(), broadcast);
     }
 
+    /// True unless `a` and `b` are on different sides of the current partition.
+    fn connected(&self, a: usize, b: usize) -> bool {
+        self.partition
+            .as_ref()
+            .is_none_or(|(side, _)| side.contains(&a) == side.contains(&b))
+    }
+
     fn deliver_one(&mut self) {
-        if self.net.is_empty() {
+        // Messages across a partition stay in flight.
+        let open: Vec<usize> = (0..self.net.len())
+            .filter(|&k| self.connected(self.net[k].0, self.net[k].1))
+            .collect();
+        if open.is_empty() {
             return;
         }
-        let k = self.rng.gen_range(0..self.net.len());
-        let (to, bytes) = if self.rng.gen_bool(0.1) {
+        let k = open[self.rng.gen_range(0..open.len())];
+        let (_, to, bytes) = if self.rng.gen_bool(0.1) {
             self.net[k].clone() // duplicated: a copy stays in flight
         } else {
             self.net.swap_remove(k)
@@ -160,6 +225,23 @@ impl Sim {
     }
 
     fn receive(&mut self, to: usize, bytes: &[u8]) {
+        // A Byzantine member keeps its frontier from just before it processes its removal.
+        let pre = if self.byz.contains(&to) {
+            self.member(to)
+                .filter(|m| m.is_member())
+                .map(|m| (m.heads(), m.current_epochs()))
+        } else {
+            None
+        };
+        self.receive_inner(to, bytes);
+        if let Some(pre) = pre {
+            if self.member(to).is_some_and(|m| !m.is_member()) {
+                self.frontier[to] = Some(pre);
+            }
+        }
+    }
+
+    fn receive_inner(&mut self, to: usize, bytes: &[u8]) {
         let mut rng = rng(self.rng.gen());
         match &mut self.peers[to] {
             Peer::Member(m) => match m.receive(bytes, &mut rng) {
@@ -215,6 +297,26 @@ impl Sim {
 
     fn step(&mut self) {
         let n = self.peers.len();
+        if self.extended {
+            match &mut self.partition {
+                Some((_, 0)) => self.partition = None,
+                Some((_, left)) => *left -= 1,
+                None if self.rng2.gen_bool(0.04) => {
+                    let mut order: Vec<usize> = (0..n).collect();
+                    order.shuffle(&mut self.rng2);
+                    let k = self.rng2.gen_range(1..n);
+                    let steps = self.rng2.gen_range(5..40);
+                    self.partition = Some((order[..k].iter().copied().collect(), steps));
+                    self.partitions += 1;
+                }
+                None => {}
+            }
+            for b in self.byz.clone() {
+                if self.frontier[b].is_some() && self.rng2.gen_bool(0.25) {
+                    self.backdate(b);
+                }
+            }
+        }
         let actors: Vec<usize> = (0..n)
             .filter(|&k| matches!(&self.peers[k], Peer::Member(m) if m.is_member()))
             .collect();
@@ -273,7 +375,18 @@ impl Sim {
                 if others.is_empty() {
                     return;
                 }
-                let target = *others.choose(&mut self.rng).unwrap();
+                let byz_ids: Vec<DeviceId> = self.byz.iter().map(|&b| self.ids[b]).collect();
+                let byz_targets: Vec<DeviceId> = others
+                    .iter()
+                    .copied()
+                    .filter(|d| byz_ids.contains(d))
+                    .collect();
+                let target = if self.extended && !byz_targets.is_empty() && self.rng2.gen_bool(0.5)
+                {
+                    *byz_targets.choose(&mut self.rng2).unwrap()
+                } else {
+                    *others.choose(&mut self.rng).unwrap()
+                };
                 self.command(i, |m, r| m.remove(&[target], r).ok().map(|s| s.outbound));
             }
             78..=83 => self.command(i, |m, r| m.key_update(r).ok().map(|s| s.outbound)),
@@ -304,6 +417,16 @@ impl Sim {
                     .into_iter()
                     .map(|(d, _)| d)
                     .filter(|d| *d != me)
+                    .collect();
+                // No catch-up request across a partition.
+                let ids = self.ids.clone();
+                let others: Vec<DeviceId> = others
+                    .into_iter()
+                    .filter(|d| {
+                        ids.iter()
+                            .position(|x| x == d)
+                            .is_some_and(|k| self.connected(i, k))
+                    })
                     .collect();
                 let Some(&peer) = others.choose(&mut self.rng) else {
                     return;
@@ -349,17 +472,154 @@ impl Sim {
         for to in 0..n {
             if to != i {
                 let e = if to % 2 == 0 { &e1 } else { &e2 };
-                self.net.push((to, e.clone()));
+                self.net.push((i, to, e.clone()));
+            }
+        }
+    }
+
+    /// Backdating by Byzantine peer `b`, which has processed its own removal: a content node
+    /// on its dependencies from just before the removal (and its own previous node), sealed
+    /// under the epochs it held then, with a map set, a list insert or a list delete naming
+    /// an element it had seen. Every string it writes is distinctive, so that the check can
+    /// look for it.
+    fn backdate(&mut self, b: usize) {
+        let Some((heads, epochs)) = self.frontier[b].clone() else {
+            return;
+        };
+        let chain = self.chain[b];
+        let tag = self.backdated.len();
+        let kind = self.rng2.gen_range(0..3);
+        let pick: u64 = self.rng2.gen();
+        let key = self.rng2.gen_range(0..6);
+        let seed: u64 = self.rng2.gen();
+        let Some(m) = self.member(b) else { return };
+        if m.is_member() {
+            // Its removal was voided in its view: it is a member again.
+            return;
+        }
+        let log = m.log();
+        let me = m.device_id();
+        let end = |i: &NodeInfo| {
+            if i.op_count == 0 {
+                i.lamport - 1
+            } else {
+                i.lamport + u64::from(i.op_count) - 1
+            }
+        };
+        let mut deps = heads.clone();
+        let mut last = deps
+            .iter()
+            .filter_map(|h| log.info(h))
+            .map(|i| end(&i))
+            .max()
+            .unwrap_or(0);
+        // Its own previous node: the latest in its log, or the last one it backdated.
+        let mine = log
+            .hashes()
+            .filter_map(|h| log.info(&h))
+            .filter(|i| i.author == me)
+            .max_by_key(|i| i.seq);
+        let prev = match (mine, chain) {
+            (Some(i), Some(c)) if i.seq >= c.1 => Some((i.hash, i.seq, end(&i))),
+            (_, Some(c)) => Some(c),
+            (Some(i), None) => Some((i.hash, i.seq, end(&i))),
+            (None, None) => None,
+        };
+        let seq = prev.map_or(1, |p| p.1 + 1);
+        if let Some((h, _, e)) = prev {
+            deps.push(h);
+            last = last.max(e);
+        }
+        deps.sort();
+        deps.dedup();
+        // Elements of "list" it had seen before its removal.
+        let list_path = vec![
+            (WireTag::Map, WireKey::Doc),
+            (WireTag::List, WireKey::Str("list".into())),
+        ];
+        let mut elems = Vec::new();
+        for h in log.hashes() {
+            if !heads.iter().any(|x| *x == h || log.is_ancestor(&h, x)) {
+                continue;
+            }
+            let Some(node) = log.node_bytes(&h).and_then(|b| SignedNode::decode(b).ok()) else {
+                continue;
+            };
+            if let Payload::Crdt(ops) = &node.body().payload {
+                for (k, op) in ops.iter().enumerate() {
+                    if op.cursor.path == list_path && matches!(op.mutation, WireMutation::Insert(_))
+                    {
+                        elems.push(ElemRef::Node {
+                            node: h,
+                            index: k as u32,
+                        });
+                    }
+                }
+            }
+        }
+        let elem = (!elems.is_empty()).then(|| elems[(pick % elems.len() as u64) as usize]);
+        let value = format!("backdated-{b}-{tag}");
+        let mut values = Vec::new();
+        let op = match (kind, elem) {
+            (1, e) => {
+                values.push(value.clone());
+                WireOp {
+                    cursor: WireCursor {
+                        path: list_path,
+                        key: e.map_or(WireKey::Head, WireKey::Elem),
+                    },
+                    mutation: WireMutation::Insert(WireValue::Str(value)),
+                }
+            }
+            (2, Some(e)) => WireOp {
+                cursor: WireCursor {
+                    path: list_path,
+                    key: WireKey::Elem(e),
+                },
+                mutation: WireMutation::Delete,
+            },
+            _ => {
+                values.push(value.clone());
+                WireOp {
+                    cursor: WireCursor {
+                        path: vec![(WireTag::Map, WireKey::Doc)],
+                        key: WireKey::Str(format!("k{key}")),
+                    },
+                    mutation: WireMutation::Assign(WireValue::Str(value)),
+                }
+            }
+        };
+        let body = NodeBody {
+            version: NODE_VERSION,
+            group: m.group(),
+            author: me,
+            seq,
+            lamport: last + 1,
+            deps,
+            payload: Payload::Crdt(vec![op]),
+        };
+        let node = m.sign_node(&body).unwrap();
+        let hash = SignedNode::decode(&node).unwrap().hash();
+        let mut r = rng(seed);
+        let Ok(env) = m.seal_envelope(&node, &epochs, &mut r) else {
+            return;
+        };
+        self.chain[b] = Some((hash, seq, last + 1));
+        self.backdated.push((b, hash, values));
+        for to in 0..self.peers.len() {
+            if to != b {
+                self.net.push((b, to, env.clone()));
             }
         }
     }
 
     /// Delivers everything, then catches up pairwise until nothing moves.
     fn settle(&mut self) {
+        self.partition = None;
         for round in 0..20 {
             while !self.net.is_empty() {
                 let k = self.rng.gen_range(0..self.net.len());
-                let (to, bytes) = self.net.swap_remove(k);
+                let (_, to, bytes) = self.net.swap_remove(k);
                 self.receive(to, &bytes);
             }
             let before: Vec<_> = (0..self.peers.len())
@@ -382,7 +642,7 @@ impl Sim {
             }
             while !self.net.is_empty() {
                 let k = self.rng.gen_range(0..self.net.len());
-                let (to, bytes) = self.net.swap_remove(k);
+                let (_, to, bytes) = self.net.swap_remove(k);
                 self.receive(to, &bytes);
             }
             let after: Vec<_> = (0..self.peers.len())
@@ -430,6 +690,60 @@ impl Sim {
                 prop_assert!(views.contains_key(&i), "member {} has no view", i);
             }
         }
+        // Backdating gains nothing: a node its author made on dependencies from before its
+        // removal is whited out, unless its author is a member in the end (the removal was
+        // voided) or some removal of its author has the node in its causal past (an honest
+        // node built on it before a later removal).
+        let json: Vec<(usize, String)> = (0..self.peers.len())
+            .filter(|i| final_members.contains(&self.ids[*i]) && !self.byz.contains(i))
+            .filter_map(|i| match &self.peers[i] {
+                Peer::Member(m) => Some((i, m.doc().to_json().to_string())),
+                Peer::Waiting(_) => None,
+            })
+            .collect();
+        let Peer::Member(creator) = &self.peers[0] else {
+            return Err(TestCaseError::fail("the creator is not a member"));
+        };
+        let log = creator.log();
+        let removals: Vec<(NodeHash, Vec<DeviceId>)> = log
+            .hashes()
+            .filter_map(|h| {
+                let node = SignedNode::decode(log.node_bytes(&h)?).ok()?;
+                match ControlOp::decode(node.body().payload.group_bytes()?).ok()? {
+                    ControlOp::Remove { targets, .. } => Some((h, targets)),
+                    _ => None,
+                }
+            })
+            .collect();
+        let mut checked = 0;
+        let mut in_graph = 0;
+        for (author, hash, values) in &self.backdated {
+            let d = self.ids[*author];
+            if final_members.contains(&d)
+                || removals
+                    .iter()
+                    .any(|(r, t)| t.contains(&d) && log.is_ancestor(hash, r))
+            {
+                continue;
+            }
+            checked += 1;
+            in_graph += usize::from(log.contains(hash));
+            for (i, doc) in &json {
+                for v in values {
+                    prop_assert!(
+                        // Quoted: `backdated-3-1` is a prefix of `backdated-3-10`.
+                        !doc.contains(&format!("\"{v}\"")),
+                        "backdated write {} by removed peer {} is visible at peer {}: {}",
+                        v,
+                        author,
+                        i,
+                        doc
+                    );
+                }
+            }
+        }
+        self.whiteout_checked += checked;
+        self.whiteout_in_graph += in_graph;
         // Removed devices read nothing sealed after their removal was processed.
         let sealed = std::mem::take(&mut self.sealed_after_removal);
         self.checked += sealed.len();
@@ -472,10 +786,17 @@ proptest! {
 }
 
 /// Regression: a removal later voided by strong removal; the device it removed must catch up
-/// (it could not read the voiding op, sealed to epochs made while it was removed).
+/// (it could not read the voiding op, sealed to epochs made while it was removed). Recorded
+/// before partitions and backdating: run without them, on its original trajectory.
 #[test]
 fn regression_a_voided_removal_is_repaired_by_catch_up() {
-    let mut sim = Sim::new(5, 16050827953447715015, GroupPolicy::future_only(), 0);
+    let mut sim = Sim::with(
+        5,
+        16050827953447715015,
+        GroupPolicy::future_only(),
+        0,
+        false,
+    );
     for _ in 0..55 {
         sim.step();
     }
@@ -503,4 +824,37 @@ fn forwards_are_exercised() {
         total += sim.forwards;
     }
     assert!(total > 0, "no forward in 24 runs");
+}
+
+/// Partitions and backdating happen in the property test's runs, and backdated nodes reach
+/// honest graphs and are checked to be whited out.
+#[test]
+fn partitions_and_backdating_are_exercised() {
+    let (mut partitions, mut sent, mut checked, mut in_graph) = (0, 0, 0, 0);
+    for seed in 0..24u64 {
+        let policy = if seed % 2 == 0 {
+            GroupPolicy::future_only()
+        } else {
+            GroupPolicy::full_history()
+        };
+        let mut sim = Sim::new(5, seed, policy, 2);
+        for _ in 0..100 {
+            sim.step();
+        }
+        sim.settle();
+        sim.check().unwrap();
+        partitions += sim.partitions;
+        sent += sim.backdated.len();
+        checked += sim.whiteout_checked;
+        in_graph += sim.whiteout_in_graph;
+    }
+    eprintln!(
+        "{partitions} partitions, {sent} backdated nodes, {checked} checked whited out, \
+         {in_graph} of them in the creator's graph"
+    );
+    assert!(partitions > 0, "no partition in 24 runs");
+    assert!(
+        in_graph > 0,
+        "no backdated node reached an honest graph in 24 runs"
+    );
 }
