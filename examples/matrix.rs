@@ -40,7 +40,7 @@ use sealdoc::transport::matrix::{MatrixClient, MatrixConfig};
 use serde_json::{json, Value};
 
 mod common;
-use common::{doc_strings, items, leaks, to_do_story, AppKey, MatrixLink, Tally};
+use common::{doc_strings, leaks, to_do_story, AppKey, MatrixLink};
 
 struct Settings {
     homeserver: String,
@@ -168,39 +168,18 @@ fn run(s: &Settings) -> Result<Vec<String>, Box<dyn Error>> {
         GroupPolicy::default(),
     )?;
     let mut bob = Replica::new_joiner(FileStore::open(dir.join("bob"))?, bob_key.storage_key())?;
-    let (mut at, mut bt) = (Tally::default(), Tally::default());
-
-    to_do_story(
+    let (a_doc, mut problems) = to_do_story(
         &mut alice,
         &mut alice_net,
-        &mut at,
         &mut bob,
         &mut bob_net,
-        &mut bt,
         s.items,
         &run_id,
         WAIT,
         "sent to the room",
     )?;
 
-    let mut problems = Vec::new();
-    let (a_doc, b_doc) = (alice.doc().to_json(), bob.doc().to_json());
-    if a_doc != b_doc {
-        problems.push(format!(
-            "documents differ:\nalice {a_doc:#}\nbob   {b_doc:#}"
-        ));
-    }
-    println!(
-        "converged: {} items, title {}; in {:?}",
-        items(&a_doc).len(),
-        a_doc["title"],
-        t0.elapsed()
-    );
-    println!("alice received: {at:?}");
-    println!("bob received:   {bt:?}");
-    if !alice.outbox().is_empty() || !bob.outbox().is_empty() {
-        problems.push("an outbox is not empty at the end".into());
-    }
+    println!("converged in {:?}", t0.elapsed());
 
     // What the server holds.
     let events = room_events(&s.homeserver, &alice_user, &password(&alice_user), &room_id)?;

@@ -291,22 +291,24 @@ pub fn converge<L: Link>(
 /// The story both examples tell, over any [`Link`]: Bob's contact card reaches Alice as bytes,
 /// she adds him (the welcome travels over the link), starts a to-do list, and both edit it
 /// concurrently (`n` items each, and the title at the same time) until they converge.
+/// Returns the final document and what went wrong (documents that differ, outboxes not
+/// empty).
 #[allow(clippy::too_many_arguments)]
 pub fn to_do_story<L: Link>(
     alice: &mut Replica,
     alice_net: &mut L,
-    at: &mut Tally,
     bob: &mut Replica,
     bob_net: &mut L,
-    bt: &mut Tally,
     n: usize,
     run_id: &str,
     wait: Duration,
     via: &str,
-) -> Result<(), Box<dyn std::error::Error>>
+) -> Result<(Value, Vec<String>), Box<dyn std::error::Error>>
 where
     L::Error: 'static,
 {
+    let (mut at, mut bt) = (Tally::default(), Tally::default());
+    let (at, bt) = (&mut at, &mut bt);
     // Bob's contact card reaches Alice out of band, as bytes (a QR code, a link).
     let card_bytes = bob.contact_card().as_bytes().to_vec();
     let card = sealdoc::crypto::ContactCard::verify(&card_bytes)?;
@@ -363,7 +365,25 @@ where
     converge(alice, alice_net, at, bob, bob_net, bt, wait, |r| {
         items(&r.doc().to_json()).len() == want
     })?;
-    Ok(())
+
+    let mut problems = Vec::new();
+    let (a_doc, b_doc) = (alice.doc().to_json(), bob.doc().to_json());
+    if a_doc != b_doc {
+        problems.push(format!(
+            "documents differ:\nalice {a_doc:#}\nbob   {b_doc:#}"
+        ));
+    }
+    println!(
+        "converged: {} items, title {}",
+        items(&a_doc).len(),
+        a_doc["title"]
+    );
+    println!("alice received: {at:?}");
+    println!("bob received:   {bt:?}");
+    if !alice.outbox().is_empty() || !bob.outbox().is_empty() {
+        problems.push("an outbox is not empty at the end".into());
+    }
+    Ok((a_doc, problems))
 }
 
 /// The Matrix room as a [`Link`]: group and direct envelopes alike go to the room (a direct
