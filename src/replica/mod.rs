@@ -261,6 +261,8 @@ pub struct Replica {
     /// The epoch secrets stored, as (epoch id, hash of the secret): a forwarded secret that a
     /// later one replaced is stored again.
     persisted_secrets: HashSet<(EpochId, [u8; 32])>,
+    /// `Member::key_gen` when `persisted_secrets` was last brought up to date.
+    persisted_key_gen: Option<u64>,
     /// Direct envelopes of unfinished bundles (for the next snapshot), newest last.
     chunk_inputs: VecDeque<Vec<u8>>,
     last_record: RecordId,
@@ -552,6 +554,7 @@ impl Replica {
             observers: Observers::default(),
             persisted_entries,
             persisted_secrets,
+            persisted_key_gen: None,
             chunk_inputs,
             last_record,
             record_bytes_since_snapshot: bytes_since,
@@ -627,6 +630,7 @@ impl Replica {
             observers: Observers::default(),
             persisted_entries: 0,
             persisted_secrets: HashSet::new(),
+            persisted_key_gen: None,
             chunk_inputs: VecDeque::new(),
             last_record: RecordId::BEGIN,
             record_bytes_since_snapshot: 0,
@@ -712,7 +716,9 @@ impl Replica {
     /// A channel of [`Event`]s from now on: the patches of every change, local or remote, and
     /// membership changes. Dropping the receiver unsubscribes.
     pub fn subscribe(&mut self) -> mpsc::Receiver<Event> {
-        self.observers.subscribe()
+        let gen = self.member().map_or(0, Member::membership_gen);
+        let members = self.members();
+        self.observers.subscribe(gen, members)
     }
 
     // ---- Commands -------------------------------------------------------------------------
@@ -850,6 +856,9 @@ impl Replica {
             Phase::Member(_) => self.receive_member(bytes),
             Phase::Moving => Err(ReplicaError::Internal("replica between phases")),
         };
+        // The group layer reports the precise error (a direct envelope that does not open);
+        // the facade classifies it, because on a shared channel it is ordinary traffic, and
+        // the classification is policy, not cryptography.
         match r {
             Err(ReplicaError::Group(GroupError::Envelope(CryptoError::AuthenticationFailed)))
                 if EnvelopeKind::peek(bytes, &self.options.config.envelope)
@@ -895,10 +904,11 @@ impl Replica {
                     patches.extend(member.drain());
                 }
                 self.phase = Phase::Member(member.into());
-                self.persisted_entries = 0;
-                self.persisted_secrets.clear();
                 self.snapshot()?;
-                self.observers.joined(self.members(), &patches);
+                if let Phase::Member(m) = &self.phase {
+                    self.observers
+                        .joined(m.membership_gen(), || m.members(), &patches);
+                }
                 Ok(Received::Joined(patches))
             }
         }
@@ -908,7 +918,6 @@ impl Replica {
         let Phase::Member(m) = &mut self.phase else {
             return Err(ReplicaError::Internal("not a member"));
         };
-        let members_before = m.members();
         let buffered_before = m.pending_nodes();
         let result = m.receive(bytes, &mut self.rng);
         let mut extra = Vec::new();
@@ -925,21 +934,23 @@ impl Replica {
         let outgoing = self.outbox.number(messages(unsent));
         self.outbox.add(&outgoing);
         let outgoing: Vec<StoredOutgoing> = outgoing.iter().map(StoredOutgoing::from).collect();
-        let direct = EnvelopeKind::peek(bytes, &self.options.config.envelope)
-            .is_ok_and(|k| k == EnvelopeKind::Direct);
         let out = match result {
             Err(e) => {
-                // Nothing was applied, but a bundle may have applied part of its nodes.
+                // The input was refused, but a bundle may have applied part of its nodes,
+                // and the drain may have applied buffered ones.
                 self.commit(Step {
                     outgoing,
                     ..Step::default()
                 })?;
+                self.notify(Origin::Remote, &extra);
                 return Err(e.into());
             }
             Ok(r) => r,
         };
         let keep = matches!(out, crate::group::Received::Pending(_)) || buffer_grew;
-        if direct && matches!(out, crate::group::Received::Pending(Pending::Chunks { .. })) {
+        // Chunks come only in direct envelopes: those of unfinished bundles are kept across
+        // snapshots.
+        if matches!(out, crate::group::Received::Pending(Pending::Chunks { .. })) {
             self.chunk_inputs.push_back(bytes.to_vec());
             let max = kept_inputs(&self.options.config);
             while self.chunk_inputs.len() > max {
@@ -967,16 +978,25 @@ impl Replica {
             crate::group::Received::Reply(o) => Received::Reply(o.direct),
         };
         if let Received::Applied(p) = &received {
-            self.observers.changed(Origin::Remote, p);
-        }
-        let members_after = self.members();
-        if members_after != members_before {
-            self.observers.members(members_after);
+            self.notify(Origin::Remote, p);
+        } else {
+            self.notify(Origin::Remote, &[]);
         }
         Ok(received)
     }
 
     // ---- Internals ------------------------------------------------------------------------
+
+    /// Tells observers about `patches` and about a membership that changed.
+    fn notify(&mut self, origin: Origin, patches: &[Patch]) {
+        if !self.observers.active() {
+            return;
+        }
+        self.observers.changed(origin, patches);
+        if let Phase::Member(m) = &self.phase {
+            self.observers.members(m.membership_gen(), || m.members());
+        }
+    }
 
     fn usable(&self) -> Result<(), ReplicaError> {
         if self.poisoned {
@@ -996,7 +1016,6 @@ impl Replica {
         let Phase::Member(m) = &mut self.phase else {
             return Err(ReplicaError::NotWelcomed);
         };
-        let members_before = m.members();
         match f(m, &mut self.rng) {
             Ok(sent) => {
                 let outgoing = self.outbox.number(messages(sent.outbound));
@@ -1005,11 +1024,7 @@ impl Replica {
                     outgoing: outgoing.iter().map(StoredOutgoing::from).collect(),
                     ..Step::default()
                 })?;
-                self.observers.changed(Origin::Local, &sent.patches);
-                let members_after = self.members();
-                if members_after != members_before {
-                    self.observers.members(members_after);
-                }
+                self.notify(Origin::Local, &sent.patches);
                 Ok(Update {
                     value: sent.value,
                     patches: sent.patches,
@@ -1042,13 +1057,20 @@ impl Replica {
             .iter()
             .map(StoredEntry::from_entry)
             .collect::<Result<_, _>>()?;
-        let secrets = m.epoch_secrets();
+        // Secrets are listed only when one was learned or replaced since the last record.
+        let key_gen = m.key_gen();
+        let secrets = if self.persisted_key_gen == Some(key_gen) {
+            Vec::new()
+        } else {
+            m.epoch_secrets()
+        };
         step.secrets = secrets
             .iter()
             .filter(|(e, s)| !self.persisted_secrets.contains(&secret_tag(e, s)))
             .map(|(e, s)| StoredSecret::new(e, s))
             .collect();
         if step.is_empty() {
+            self.persisted_key_gen = Some(key_gen);
             return Ok(());
         }
         let entry_count = m.entry_count();
@@ -1066,6 +1088,7 @@ impl Replica {
         self.persisted_entries = entry_count;
         self.persisted_secrets
             .extend(secrets.iter().map(|(e, s)| secret_tag(e, s)));
+        self.persisted_key_gen = Some(key_gen);
         if self.record_bytes_since_snapshot
             > self
                 .options
@@ -1154,6 +1177,7 @@ impl Replica {
         self.records_since_snapshot = 0;
         self.persisted_entries = entry_count;
         self.persisted_secrets = secret_ids;
+        self.persisted_key_gen = self.member().map(Member::key_gen);
         Ok(())
     }
 }

@@ -33,17 +33,30 @@ pub enum Event {
     Joined,
 }
 
-/// The live subscribers.
+/// The live subscribers, and the membership they last saw.
 #[derive(Debug, Default)]
 pub(crate) struct Observers {
     senders: Vec<mpsc::Sender<Event>>,
+    /// The membership resolution (`Member::membership_gen`) and list last reported.
+    members_seen: (u64, Vec<(DeviceId, Role)>),
 }
 
 impl Observers {
-    pub(crate) fn subscribe(&mut self) -> mpsc::Receiver<Event> {
+    /// A new subscriber; `gen` and `members` are the membership now.
+    pub(crate) fn subscribe(
+        &mut self,
+        gen: u64,
+        members: Vec<(DeviceId, Role)>,
+    ) -> mpsc::Receiver<Event> {
         let (tx, rx) = mpsc::channel();
         self.senders.push(tx);
+        self.members_seen = (gen, members);
         rx
+    }
+
+    /// True if anyone listens (events are built only then).
+    pub(crate) fn active(&self) -> bool {
+        !self.senders.is_empty()
     }
 
     fn send(&mut self, event: &Event) {
@@ -60,18 +73,33 @@ impl Observers {
         }
     }
 
-    pub(crate) fn members(&mut self, members: Vec<(DeviceId, Role)>) {
-        if !self.senders.is_empty() {
-            self.send(&Event::Members(members));
+    /// Reports the membership if its resolution moved on since the last report (`gen`) and
+    /// the list differs (a key update resolves again without changing it). `members` is only
+    /// called then: nothing is built on calls that change no membership.
+    pub(crate) fn members(&mut self, gen: u64, members: impl FnOnce() -> Vec<(DeviceId, Role)>) {
+        if !self.active() || gen == self.members_seen.0 {
+            return;
+        }
+        let list = members();
+        self.members_seen.0 = gen;
+        if list != self.members_seen.1 {
+            self.members_seen.1.clone_from(&list);
+            self.send(&Event::Members(list));
         }
     }
 
-    pub(crate) fn joined(&mut self, members: Vec<(DeviceId, Role)>, patches: &[Patch]) {
-        if self.senders.is_empty() {
+    pub(crate) fn joined(
+        &mut self,
+        gen: u64,
+        members: impl FnOnce() -> Vec<(DeviceId, Role)>,
+        patches: &[Patch],
+    ) {
+        if !self.active() {
             return;
         }
         self.send(&Event::Joined);
-        self.members(members);
+        self.members_seen.0 = gen.wrapping_sub(1);
+        self.members(gen, members);
         self.changed(Origin::Remote, patches);
     }
 }

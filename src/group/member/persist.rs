@@ -69,6 +69,18 @@ impl Member {
         (self.inner.device.seed(), self.kem.to_secret_bytes())
     }
 
+    /// Moves on whenever the membership is resolved again (a control op applied): a caller
+    /// that saw the same value has seen the same members and roles.
+    pub(crate) fn membership_gen(&self) -> u64 {
+        self.state.resolution_gen
+    }
+
+    /// Moves on whenever an epoch secret is learned or replaced: a caller that saw the same
+    /// value has seen the same [`Member::epoch_secrets`].
+    pub(crate) fn key_gen(&self) -> u64 {
+        self.state.root_gen
+    }
+
     /// How many entries the graph holds (entries are only ever appended).
     pub(crate) fn entry_count(&self) -> usize {
         self.inner.log().len()
