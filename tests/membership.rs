@@ -639,3 +639,62 @@ fn late_removal_rebuild_cost() {
     );
     assert!(ms[2].doc().get("k0").is_none());
 }
+
+/// A forward from the adder whose payload is truncated, extended, empty, oversized or of
+/// another version is a typed decode error; a bit-flipped forward envelope does not open.
+/// Neither changes anything.
+#[test]
+fn malformed_forwards_are_refused_and_change_nothing() {
+    let mut r = rng(21);
+    let mut ms = admins(2, GroupPolicy::future_only(), &mut r);
+    let n = joiner(9);
+    let add = ms[0]
+        .add(&n.contact_card().unwrap(), Role::Writer, &mut r)
+        .unwrap()
+        .outbound;
+    let mut n = welcome(n, &add);
+    let epoch = ms[0].current_epochs()[0];
+    let mut good = vec![1u8];
+    good.extend_from_slice(epoch.as_bytes());
+    good.extend_from_slice(&[7u8; 32]);
+    let n_card = card(9);
+    let (nid, group) = (n.device_id(), n.group());
+    // A (device seed 1) is N's adder: its signature is the one N accepts forwards under.
+    let from_adder = |payload: &[u8], r: &mut ChaCha20Rng| {
+        sealdoc::crypto::seal_direct(
+            &ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]),
+            &sealdoc::crypto::DirectRecipient {
+                device: *nid.as_bytes(),
+                kem_public: n_card.kem_public(),
+            },
+            &sealdoc::crypto::DirectContent {
+                group: *group.as_bytes(),
+                content_type: CONTENT_FORWARD,
+                payload,
+            },
+            &sealdoc::group::Config::default().envelope,
+            r,
+        )
+        .unwrap()
+    };
+    let before = snapshot(&n);
+    for payload in [
+        good[..good.len() - 1].to_vec(),
+        [&good[..], &[0]].concat(),
+        [&[2u8][..], &good[1..]].concat(),
+        Vec::new(),
+        vec![1u8; 16 * 1024],
+    ] {
+        let env = from_adder(&payload, &mut r);
+        let err = n.receive(&env, &mut r).unwrap_err();
+        assert!(matches!(err, GroupError::Decode(_)), "{err:?}");
+        assert_eq!(snapshot(&n), before);
+    }
+    let mut flipped = from_adder(&good, &mut r);
+    for at in [0, 5, 40, flipped.len() / 2, flipped.len() - 1] {
+        flipped[at] ^= 0x04;
+        assert!(n.receive(&flipped, &mut r).is_err(), "byte {at}");
+        flipped[at] ^= 0x04;
+        assert_eq!(snapshot(&n), before);
+    }
+}

@@ -2044,3 +2044,99 @@ fn a_forwarded_secret_survives_a_restart() {
         assert_eq!(rs[2].doc().get("y"), None);
     }
 }
+
+/// A store that serves fixed (damaged) contents and counts every write attempted on it.
+struct Frozen {
+    loaded: Loaded,
+    device: Vec<u8>,
+    writes: Arc<Mutex<usize>>,
+}
+
+impl Frozen {
+    fn wrote(&self) -> Result<(), StoreError> {
+        *self.writes.lock().unwrap() += 1;
+        Ok(())
+    }
+}
+
+impl Storage for Frozen {
+    fn append(&mut self, _: RecordKind, _: &[u8]) -> Result<RecordId, StoreError> {
+        self.wrote()?;
+        Ok(RecordId::from_u64(u64::MAX / 2))
+    }
+    fn accept_pending(&mut self, p: RecordId) -> Result<RecordId, StoreError> {
+        self.wrote()?;
+        Ok(p)
+    }
+    fn discard_pending(&mut self, _: RecordId) -> Result<(), StoreError> {
+        self.wrote()
+    }
+    fn write_snapshot(&mut self, _: &[u8], _: RecordId) -> Result<(), StoreError> {
+        self.wrote()
+    }
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        Ok(self.loaded.clone())
+    }
+    fn put_blob(&mut self, _: &str, _: &[u8]) -> Result<(), StoreError> {
+        self.wrote()
+    }
+    fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok((name == "device").then(|| self.device.clone()))
+    }
+    fn remove_blob(&mut self, _: &str) -> Result<bool, StoreError> {
+        self.wrote()?;
+        Ok(false)
+    }
+}
+
+/// Every stored record and the snapshot, truncated by a byte, extended by a byte, with one
+/// bit flipped, or replaced by an oversized blob: opening is `Corrupt`, and the failed open
+/// writes nothing to the store.
+#[test]
+fn a_damaged_store_is_corrupt_and_a_failed_open_writes_nothing() {
+    let mut base = populated();
+    let clean = base.load().unwrap();
+    let device = base.blob("device").unwrap().unwrap();
+    let writes = Arc::new(Mutex::new(0));
+    let open = |loaded: Loaded| {
+        let store = Frozen {
+            loaded,
+            device: device.clone(),
+            writes: writes.clone(),
+        };
+        Replica::open_with(Box::new(store), key(), Options::default(), rng(3))
+    };
+    // The undamaged contents open (and a clean open has nothing to write either).
+    assert!(open(clean.clone()).is_ok());
+    assert_eq!(*writes.lock().unwrap(), 0);
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 4] = [
+        ("truncated", |d| {
+            d.pop();
+        }),
+        ("extended", |d| d.push(0)),
+        ("bit-flipped", |d| {
+            let mid = d.len() / 2;
+            d[mid] ^= 0x10;
+        }),
+        ("oversized", |d| *d = vec![0x5a; 2 * 1024 * 1024]),
+    ];
+    let mut tried = 0;
+    for (what, damage) in damages {
+        for target in 0..=clean.records.len() {
+            let mut l = clean.clone();
+            match target {
+                0 => damage(&mut l.snapshot.as_mut().unwrap().state),
+                k => damage(&mut l.records[k - 1].data),
+            }
+            let r = open(l);
+            assert!(
+                matches!(r, Err(ReplicaError::Corrupt { .. })),
+                "{what} item {target}: {r:?}"
+            );
+            assert_eq!(*writes.lock().unwrap(), 0, "{what} item {target} wrote");
+            tried += 1;
+        }
+    }
+    assert!(tried >= 20, "{tried}");
+}

@@ -424,6 +424,61 @@ mod tests {
 
     use super::*;
 
+    /// `StorageKey::open` on data read back from disk: a round trip opens; every truncation,
+    /// an extension, every single-bit flip, another context, another key and an oversized
+    /// input are typed errors (opening is pure: nothing else to change).
+    #[test]
+    fn sealed_storage_data_refuses_damage_with_typed_errors() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let key = StorageKey::generate(&mut rng);
+        let sealed = key.seal(b"ctx", b"sealed at rest", &mut rng).unwrap();
+        assert_eq!(sealed.len(), 14 + STORAGE_DATA_OVERHEAD);
+        assert_eq!(&key.open(b"ctx", &sealed).unwrap()[..], b"sealed at rest");
+        for len in 0..sealed.len() {
+            let e = key.open(b"ctx", &sealed[..len]).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    CryptoError::Truncated { .. } | CryptoError::AuthenticationFailed
+                ),
+                "cut to {len}: {e:?}"
+            );
+        }
+        let extended = [&sealed[..], &[0]].concat();
+        assert!(matches!(
+            key.open(b"ctx", &extended),
+            Err(CryptoError::AuthenticationFailed)
+        ));
+        for bit in 0..sealed.len() * 8 {
+            let mut b = sealed.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            let e = key.open(b"ctx", &b).unwrap_err();
+            let expected = match bit / 8 {
+                0 | 1 => matches!(e, CryptoError::BadMagic { .. }),
+                2 => matches!(e, CryptoError::UnsupportedVersion { .. }),
+                3 => matches!(e, CryptoError::UnsupportedSuite { .. }),
+                4 => matches!(e, CryptoError::UnexpectedKind { .. }),
+                _ => matches!(e, CryptoError::AuthenticationFailed),
+            };
+            assert!(expected, "bit {bit}: {e:?}");
+        }
+        assert!(matches!(
+            key.open(b"other", &sealed),
+            Err(CryptoError::AuthenticationFailed)
+        ));
+        let other = StorageKey::generate(&mut rng);
+        assert!(matches!(
+            other.open(b"ctx", &sealed),
+            Err(CryptoError::AuthenticationFailed)
+        ));
+        let mut huge = sealed[..STORAGE_DATA_OVERHEAD - TAG_LEN].to_vec();
+        huge.resize(4 * 1024 * 1024, 0xa5);
+        assert!(matches!(
+            key.open(b"ctx", &huge),
+            Err(CryptoError::AuthenticationFailed)
+        ));
+    }
+
     #[test]
     fn low_order_points_are_detected() {
         // u = 0 and u = 1 are low-order points (both on libsodium's blocklist); a generated
